@@ -1,0 +1,77 @@
+/**
+ * The actor contract every actor kind in `actors/` is written against. The actor system (runtime/) runs
+ * these on nact on every node and makes refs location-transparent across the cluster (cluster/).
+ *
+ * An actor handles one message at a time. `receive` returns the reply to an `ask` (ignored for a `tell`);
+ * throwing fails the ask with the thrown error (a DrError keeps its `code` across the wire) and triggers the
+ * actor's supervision policy. Messages and replies must be msgpack-encodable plain data.
+ */
+import type { Logger } from '../config/log.ts';
+
+/** A cluster-wide address. `name` is unique in the cluster and stable across restarts and re-spawns; `node`
+ * is the rank of the node hosting the current incarnation (a hint: the runtime re-resolves it when the actor
+ * moves). */
+export interface ActorRef {
+  readonly name: string;
+  readonly node: number;
+}
+
+export interface AskOptions {
+  /** Milliseconds before the ask fails with `ACTOR_ASK_TIMEOUT`. */
+  timeoutMs?: number;
+}
+
+export interface ActorContext {
+  readonly self: ActorRef;
+  /** Rank of the node this incarnation runs on. */
+  readonly rank: number;
+  readonly log: Logger;
+  tell(target: ActorRef | string, msg: unknown): void;
+  ask<R = unknown>(target: ActorRef | string, msg: unknown, options?: AskOptions): Promise<R>;
+  /** Resolve a name to its current ref; fails with `ACTOR_NOT_FOUND`. */
+  resolve(name: string): Promise<ActorRef>;
+  /** Spawn a child-like peer anywhere in the cluster (same semantics as ActorSystem.spawn). */
+  spawn(spec: SpawnSpec): Promise<ActorRef>;
+}
+
+export interface Actor<M = unknown, R = unknown> {
+  receive(msg: M, ctx: ActorContext): R | Promise<R>;
+  /** Called when the incarnation stops (shutdown, before a restart, or when its node leaves). */
+  stop?(): void | Promise<void>;
+}
+
+/** Builds a fresh incarnation. Called at spawn and at every supervised restart; `args` are the spawn args. */
+export type ActorFactory<A = unknown> = (args: A, ctx: ActorContext) => Actor | Promise<Actor>;
+
+export interface SupervisionPolicy {
+  /** restart: new incarnation at the same name; stop: remove it; escalate: report to the node supervisor,
+   * which stops it and marks it failed in the directory. */
+  strategy: 'restart' | 'stop' | 'escalate';
+  /** Restarts allowed within `windowMs`; one more escalates. */
+  maxRestarts: number;
+  windowMs: number;
+  /** Exponential backoff between restarts. */
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+}
+
+export type Placement =
+  | { kind: 'rank'; rank: number }
+  | { kind: 'resource'; resource: string } // e.g. 'gpu': a node that announced that resource
+  | { kind: 'spread' } // the node with the fewest actors
+  | { kind: 'local' };
+
+export interface SpawnSpec<A = unknown> {
+  /** Registered actor kind, e.g. 'search'. Every node registers the same kinds at start-up. */
+  kind: string;
+  /** Cluster-unique name, e.g. 'search/0'. */
+  name: string;
+  args?: A;
+  placement?: Placement;
+  supervision?: Partial<SupervisionPolicy>;
+  /** When its node goes down, re-spawn on a survivor (per `placement`, falling back to spread). */
+  respawnOnNodeLoss?: boolean;
+}
+
+/** What a node knows how to run: kind → factory. Built by the entry point, passed to the runtime. */
+export type ActorKinds = ReadonlyMap<string, ActorFactory<never>>;

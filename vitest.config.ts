@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Cluster tests start real processes and sockets; keep parallelism modest on 2-core CI machines.
+export default defineConfig({
+  test: {
+    include: ['{actors,runtime,cluster,config,scripts}/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    maxWorkers: 2,
+    reporters: ['default'],
+  },
+});
