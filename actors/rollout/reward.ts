@@ -22,6 +22,7 @@ export interface Scores {
 
 const CHECKED_TAGS = ['tool_call', 'think', 'answer'] as const;
 const ASCII_PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
+// eslint-disable-next-line no-control-regex -- U+001C-001F are whitespace to Python and must split words
 const PY_WHITESPACE_RUN = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g;
 const FIRST_ANSWER = /<answer>([\s\S]*?)<\/answer>/;
 
