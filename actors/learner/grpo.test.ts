@@ -1,10 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { defaultGrpoLossConfig, groupAdvantages, grpoLoss, k3Kl, k3KlGrad, type GrpoLossConfig, type GrpoTokens } from './grpo.ts';
+import {
+  defaultGrpoLossConfig,
+  groupAdvantages,
+  grpoLoss,
+  k3Kl,
+  k3KlGrad,
+  type GrpoLossConfig,
+  type GrpoTokens,
+} from './grpo.ts';
 import { isDrError } from '../../config/errors.ts';
 
 const noKl: GrpoLossConfig = { ...defaultGrpoLossConfig, klCoef: 0 };
 
-function tokens(rows: { lp: number; old: number; ref?: number; adv: number; mask?: number; ent?: number }[]): GrpoTokens {
+function tokens(
+  rows: { lp: number; old: number; ref?: number; adv: number; mask?: number; ent?: number }[],
+): GrpoTokens {
   return {
     logprob: Float32Array.from(rows.map((r) => r.lp)),
     oldLogprob: Float32Array.from(rows.map((r) => r.old)),
@@ -141,10 +151,16 @@ describe('masking and aggregation', () => {
   });
 
   it('subtracts the entropy bonus and gives its gradient per token', () => {
-    const r = grpoLoss(tokens([{ lp: -1, old: -1, adv: 0, ent: 2 }, { lp: -1, old: -1, adv: 0, ent: 4 }]), {
-      ...noKl,
-      entropyCoef: 0.1,
-    });
+    const r = grpoLoss(
+      tokens([
+        { lp: -1, old: -1, adv: 0, ent: 2 },
+        { lp: -1, old: -1, adv: 0, ent: 4 },
+      ]),
+      {
+        ...noKl,
+        entropyCoef: 0.1,
+      },
+    );
     expect(r.loss).toBeCloseTo(-0.1 * 3, 7);
     expect(Array.from(r.dEntropy).map((x) => Number(x.toFixed(7)))).toEqual([-0.05, -0.05]);
   });

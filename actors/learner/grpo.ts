@@ -148,7 +148,11 @@ export function k3KlGrad(logprob: number, refLogprob: number): number {
  * tokens given). Pass the token count of the whole optimizer batch as `denominator` when these tokens are one
  * micro-batch or one data-parallel shard: the contributions then add up to the full-batch token mean.
  */
-export function grpoLoss(t: GrpoTokens, config: GrpoLossConfig = defaultGrpoLossConfig, denominator?: number): GrpoLossResult {
+export function grpoLoss(
+  t: GrpoTokens,
+  config: GrpoLossConfig = defaultGrpoLossConfig,
+  denominator?: number,
+): GrpoLossResult {
   const n = t.mask.length;
   for (const [name, arr] of [
     ['logprob', t.logprob],
@@ -157,11 +161,17 @@ export function grpoLoss(t: GrpoTokens, config: GrpoLossConfig = defaultGrpoLoss
     ['advantage', t.advantage],
   ] as const) {
     if (arr.length !== n) {
-      throw new DrError('LEARNER_BAD_BATCH', `grpoLoss: ${name} has ${arr.length} entries but mask has ${n}; all token arrays must share one shape`);
+      throw new DrError(
+        'LEARNER_BAD_BATCH',
+        `grpoLoss: ${name} has ${arr.length} entries but mask has ${n}; all token arrays must share one shape`,
+      );
     }
   }
   if (t.entropy !== undefined && t.entropy.length !== n) {
-    throw new DrError('LEARNER_BAD_BATCH', `grpoLoss: entropy has ${t.entropy.length} entries but mask has ${n}`);
+    throw new DrError(
+      'LEARNER_BAD_BATCH',
+      `grpoLoss: entropy has ${t.entropy.length} entries but mask has ${n}`,
+    );
   }
   const sums: GrpoSums = { tokens: 0, pgLoss: 0, kl: 0, entropy: 0, clipped: 0, clippedLower: 0, ppoKl: 0 };
   for (let i = 0; i < n; i++) if (t.mask[i]! !== 0) sums.tokens += t.mask[i]!;
