@@ -7,7 +7,10 @@ const f1Of = (p: number, r: number): number => (2 * (p * r)) / (p + r);
 
 describe('formatAndF1 / formatAndEm (DeepResearcher format_and_f1)', () => {
   it('scores an exact well-formed answer 1', () => {
-    expect(scoreSolution('<think>capital of France</think>\n<answer>Paris</answer>', 'Paris')).toEqual({ f1: 1, em: 1 });
+    expect(scoreSolution('<think>capital of France</think>\n<answer>Paris</answer>', 'Paris')).toEqual({
+      f1: 1,
+      em: 1,
+    });
   });
 
   it('accepts upper-case tags because the whole solution is lowercased first', () => {
@@ -43,15 +46,24 @@ describe('formatAndF1 / formatAndEm (DeepResearcher format_and_f1)', () => {
   });
 
   it('passes nested tags the original passes and scores up to the first closing tag', () => {
-    expect(scoreSolution('<think><think>x</think></think><answer>paris</answer>', 'paris')).toEqual({ f1: 1, em: 1 });
+    expect(scoreSolution('<think><think>x</think></think><answer>paris</answer>', 'paris')).toEqual({
+      f1: 1,
+      em: 1,
+    });
     // first answer text: "a <answer>b" -> "a answer b"; truth {b}: p = 1/3, r = 1
-    expect(scoreSolution('<answer>a <answer>b</answer> c</answer>', 'b')).toEqual({ f1: f1Of(1 / 3, 1), em: 0 });
+    expect(scoreSolution('<answer>a <answer>b</answer> c</answer>', 'b')).toEqual({
+      f1: f1Of(1 / 3, 1),
+      em: 0,
+    });
   });
 
   it('gives -1 for unbalanced or mis-ordered tags and for a missing answer', () => {
     expect(scoreSolution('<think>x<answer>y</answer>', 'y')).toEqual({ f1: -1, em: -1 });
     expect(scoreSolution('</think>x<think><answer>y</answer>', 'y')).toEqual({ f1: -1, em: -1 });
-    expect(scoreSolution('<think>x</think><tool_call>{"name":"web_search"}', 'y')).toEqual({ f1: -1, em: -1 });
+    expect(scoreSolution('<think>x</think><tool_call>{"name":"web_search"}', 'y')).toEqual({
+      f1: -1,
+      em: -1,
+    });
     expect(scoreSolution('<think>no answer yet</think>', 'y')).toEqual({ f1: -1, em: -1 });
     expect(scoreSolution('', 'y')).toEqual({ f1: -1, em: -1 });
   });

@@ -19,10 +19,14 @@ export function scoreJsonLines(text: string, source = 'input'): string[] {
     try {
       parsed = JSON.parse(line);
     } catch (err) {
-      throw new DrError('SCORE_BAD_LINE', `${source} line ${i + 1} is not valid JSON: fix or remove that line`, {
-        cause: err,
-        details: { line: i + 1 },
-      });
+      throw new DrError(
+        'SCORE_BAD_LINE',
+        `${source} line ${i + 1} is not valid JSON: fix or remove that line`,
+        {
+          cause: err,
+          details: { line: i + 1 },
+        },
+      );
     }
     const checked = ScoreInputLine.safeParse(parsed);
     if (!checked.success) {

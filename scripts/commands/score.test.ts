@@ -34,7 +34,11 @@ describe('dr score', () => {
       [
         { id: 'a', solution_str: '<think>x</think><answer>Paris</answer>', ground_truth: 'Paris' },
         { id: 'b', solution_str: '<think>x</think>', ground_truth: 'Paris' },
-        { id: 'c', solution_str: '<answer>New York</answer>', ground_truth: 'New York City<|answer_split|>NYC' },
+        {
+          id: 'c',
+          solution_str: '<answer>New York</answer>',
+          ground_truth: 'New York City<|answer_split|>NYC',
+        },
       ]
         .map((o) => JSON.stringify(o))
         .join('\n') + '\n',
