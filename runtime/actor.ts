@@ -75,3 +75,57 @@ export interface SpawnSpec<A = unknown> {
 
 /** What a node knows how to run: kind → factory. Built by the entry point, passed to the runtime. */
 export type ActorKinds = ReadonlyMap<string, ActorFactory<never>>;
+
+/** Stable error codes of the actor runtime (every one is thrown as a DrError). */
+export const ActorErrorCode = {
+  /** No actor with that name exists (never spawned, stopped, or lost with its node and not re-spawned). */
+  NOT_FOUND: 'ACTOR_NOT_FOUND',
+  /** The ask got no reply within its timeout. */
+  ASK_TIMEOUT: 'ACTOR_ASK_TIMEOUT',
+  /** The node hosting the actor is down or unreachable. */
+  NODE_DOWN: 'ACTOR_NODE_DOWN',
+  /** The actor stopped (or was stopped by supervision) before it handled the message. */
+  STOPPED: 'ACTOR_STOPPED',
+  /** Its mailbox is full: the sender must slow down. */
+  MAILBOX_FULL: 'ACTOR_MAILBOX_FULL',
+  /** `spawn` named an actor kind this node does not register (see actors/kinds.ts). */
+  KIND_UNKNOWN: 'ACTOR_KIND_UNKNOWN',
+  /** `spawn` used a name that is already taken in the cluster. */
+  NAME_TAKEN: 'ACTOR_NAME_TAKEN',
+  /** No node satisfies the placement (e.g. no node announced a GPU). */
+  PLACEMENT_UNSATISFIABLE: 'ACTOR_PLACEMENT_UNSATISFIABLE',
+  /** The actor threw a plain Error while handling a remote ask (its message is kept). */
+  FAILED: 'ACTOR_FAILED',
+  /** The factory threw while building the first incarnation. */
+  SPAWN_FAILED: 'ACTOR_SPAWN_FAILED',
+} as const;
+
+export type ActorState = 'running' | 'restarting' | 'stopped' | 'failed';
+
+/** One actor as the runtime sees it (what `dr status` prints under `actors`). */
+export interface ActorInfo {
+  name: string;
+  kind: string;
+  /** Rank of the node hosting it. */
+  node: number;
+  state: ActorState;
+  /** Supervised restarts since it was spawned (re-spawns after node loss do not reset it). */
+  restarts: number;
+}
+
+/** What an entry point, a test, or another actor's host holds: the same verbs as ActorContext, plus
+ * lifecycle. Implemented for one node by `createActorSystem` (runtime/local-system.ts) and for a cluster by
+ * the node runtime (runtime/node-runtime.ts). */
+export interface ActorSystem {
+  readonly rank: number;
+  spawn<A>(spec: SpawnSpec<A>): Promise<ActorRef>;
+  tell(target: ActorRef | string, msg: unknown): void;
+  ask<R = unknown>(target: ActorRef | string, msg: unknown, options?: AskOptions): Promise<R>;
+  resolve(name: string): Promise<ActorRef>;
+  /** Stop one actor (its `stop()` hook runs; pending asks fail with ACTOR_STOPPED). */
+  stopActor(target: ActorRef | string): Promise<void>;
+  /** Actors known to this system (the whole cluster's directory on a cluster node). */
+  actors(): Promise<ActorInfo[]>;
+  /** Stop every actor hosted here and release timers and sockets. Idempotent. */
+  stop(): Promise<void>;
+}

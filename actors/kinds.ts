@@ -1,0 +1,8 @@
+/**
+ * The actor kinds every node can run: kind name -> factory. Node processes (`dr head`, `dr worker`,
+ * `dr start`) load this module unless `--kinds <module>` names another one exporting `kinds` the same way.
+ * Each actor kind adds exactly one entry, `['<kind>', factory]`, importing the factory from its own folder.
+ */
+import type { ActorFactory, ActorKinds } from '../runtime/actor.ts';
+
+export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([]);

@@ -1,0 +1,306 @@
+/**
+ * Hosts the incarnations of the actors placed on this node, on nact: one nact actor per named actor gives
+ * the mailbox and one-message-at-a-time processing; supervision (restart with backoff, stop, escalate) is
+ * decided here from the actor's SupervisionPolicy. Knows nothing about other nodes: the local system and the
+ * node runtime route to it by name.
+ */
+import nact from 'nact';
+import { DrError } from '../config/errors.ts';
+import type { Logger } from '../config/log.ts';
+import {
+  ActorErrorCode,
+  type Actor,
+  type ActorContext,
+  type ActorFactory,
+  type ActorInfo,
+  type ActorKinds,
+  type ActorRef,
+  type ActorState,
+  type SpawnSpec,
+  type SupervisionPolicy,
+} from './actor.ts';
+import { RestartBudget, resolvePolicy } from './supervision.ts';
+
+export interface ActorHostOptions {
+  kinds: ActorKinds;
+  rank: number;
+  logger: Logger;
+  /** Builds the context an incarnation sees (its tell/ask/spawn go through the owning system). */
+  contextFor(self: ActorRef, log: Logger): ActorContext;
+  /** Messages waiting per actor before tell/ask fail with ACTOR_MAILBOX_FULL. */
+  mailboxCapacity?: number;
+  /** Told about every state change (the node runtime reports them to the head's directory). */
+  onStateChange?(info: ActorInfo): void;
+}
+
+interface Reply {
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+interface Delivery {
+  msg: unknown;
+  reply: Reply | undefined;
+}
+
+interface Slot {
+  readonly spec: SpawnSpec;
+  readonly factory: ActorFactory<never>;
+  readonly policy: SupervisionPolicy;
+  readonly budget: RestartBudget;
+  readonly ctx: ActorContext;
+  readonly log: Logger;
+  actor: Actor;
+  state: ActorState;
+  restarts: number;
+  queued: number;
+  /** Asks not answered yet; failed with ACTOR_STOPPED when the actor is removed. */
+  readonly pending: Set<Reply>;
+  ref: nact.Ref<Delivery> | undefined;
+}
+
+const DEFAULT_MAILBOX_CAPACITY = 100_000;
+
+export class ActorHost {
+  private readonly slots = new Map<string, Slot>();
+  private readonly system = nact.start();
+  private readonly capacity: number;
+  private seq = 0;
+  private closed = false;
+
+  constructor(private readonly opts: ActorHostOptions) {
+    this.capacity = opts.mailboxCapacity ?? DEFAULT_MAILBOX_CAPACITY;
+  }
+
+  has(name: string): boolean {
+    return this.slots.has(name);
+  }
+
+  /** Build the first incarnation and start its mailbox. Factory errors fail the spawn (nothing is left behind). */
+  async spawn(spec: SpawnSpec, restarts = 0): Promise<ActorRef> {
+    if (this.closed) throw new DrError(ActorErrorCode.STOPPED, `this node is shutting down; cannot spawn '${spec.name}'`);
+    const factory = this.opts.kinds.get(spec.kind);
+    if (factory === undefined) {
+      throw new DrError(
+        ActorErrorCode.KIND_UNKNOWN,
+        `actor kind '${spec.kind}' is not registered on node ${this.opts.rank}; add it to actors/kinds.ts (or the --kinds module)`,
+        { details: { kind: spec.kind, known: [...this.opts.kinds.keys()] } },
+      );
+    }
+    if (this.slots.has(spec.name)) {
+      throw new DrError(ActorErrorCode.NAME_TAKEN, `an actor named '${spec.name}' already runs here; pick another name or stop it first`);
+    }
+    const self: ActorRef = { name: spec.name, node: this.opts.rank };
+    const log = this.opts.logger.child({ actor: spec.name, kind: spec.kind });
+    const ctx = this.opts.contextFor(self, log);
+    let actor: Actor;
+    try {
+      actor = await factory(spec.args as never, ctx);
+    } catch (err) {
+      throw new DrError(ActorErrorCode.SPAWN_FAILED, `actor '${spec.name}' (${spec.kind}) failed to start: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    if (this.slots.has(spec.name) || this.closed) {
+      await stopQuietly(actor, log);
+      throw new DrError(ActorErrorCode.NAME_TAKEN, `an actor named '${spec.name}' was spawned concurrently; pick another name`);
+    }
+    const policy = resolvePolicy(spec.supervision);
+    const slot: Slot = {
+      spec,
+      factory,
+      policy,
+      budget: new RestartBudget(policy),
+      ctx,
+      log,
+      actor,
+      state: 'running',
+      restarts,
+      queued: 0,
+      pending: new Set(),
+      ref: undefined,
+    };
+    slot.ref = nact.spawn(this.system, (s: Slot, d: Delivery) => this.handle(s, d), `a${++this.seq}`, {
+      initialState: slot,
+      onCrash: (d: Delivery | undefined, err: Error | undefined, sctx: nact.SupervisionContext<Delivery, nact.Ref<never>>) =>
+        this.onCrash(slot, d, err, sctx),
+    });
+    this.slots.set(spec.name, slot);
+    this.emit(slot);
+    return self;
+  }
+
+  tell(name: string, msg: unknown): void {
+    this.deliver(this.slotOrThrow(name), { msg, reply: undefined });
+  }
+
+  ask(name: string, msg: unknown, timeoutMs: number): Promise<unknown> {
+    const slot = this.slots.get(name);
+    if (slot === undefined) return Promise.reject(notFound(name, this.opts.rank));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        slot.pending.delete(reply);
+        reject(
+          new DrError(ActorErrorCode.ASK_TIMEOUT, `ask to '${name}' got no reply within ${timeoutMs} ms; raise timeoutMs or check the actor's logs`, {
+            details: { actor: name, timeoutMs },
+          }),
+        );
+      }, timeoutMs);
+      const reply: Reply = {
+        resolve: (v) => {
+          clearTimeout(timer);
+          slot.pending.delete(reply);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          slot.pending.delete(reply);
+          reject(e);
+        },
+      };
+      slot.pending.add(reply);
+      try {
+        this.deliver(slot, { msg, reply });
+      } catch (err) {
+        reply.reject(err);
+      }
+    });
+  }
+
+  async stopActor(name: string): Promise<void> {
+    const slot = this.slots.get(name);
+    if (slot === undefined) return;
+    await this.retire(slot, 'stopped');
+  }
+
+  list(): ActorInfo[] {
+    return [...this.slots.values()].map((s) => this.info(s));
+  }
+
+  /** Specs of the actors hosted here with their restart counts (re-registration after a head restart). */
+  hosted(): Array<{ spec: SpawnSpec; restarts: number }> {
+    return [...this.slots.values()].map((s) => ({ spec: s.spec, restarts: s.restarts }));
+  }
+
+  async stopAll(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.slots.values()].map((s) => this.retire(s, 'stopped')));
+    nact.stop(this.system);
+  }
+
+  private slotOrThrow(name: string): Slot {
+    const slot = this.slots.get(name);
+    if (slot === undefined) throw notFound(name, this.opts.rank);
+    return slot;
+  }
+
+  private deliver(slot: Slot, d: Delivery): void {
+    if (slot.queued >= this.capacity) {
+      throw new DrError(
+        ActorErrorCode.MAILBOX_FULL,
+        `actor '${slot.spec.name}' has ${slot.queued} messages waiting (capacity ${this.capacity}); slow down or add replicas`,
+      );
+    }
+    slot.queued++;
+    nact.dispatch(slot.ref as nact.Ref<Delivery>, d);
+  }
+
+  private async handle(slot: Slot, d: Delivery): Promise<Slot> {
+    slot.queued--;
+    const value = await slot.actor.receive(d.msg, slot.ctx);
+    d.reply?.resolve(value);
+    return slot;
+  }
+
+  private async onCrash(
+    slot: Slot,
+    d: Delivery | undefined,
+    err: Error | undefined,
+    sctx: nact.SupervisionContext<Delivery, nact.Ref<never>>,
+  ): Promise<symbol> {
+    d?.reply?.reject(err);
+    const { strategy } = slot.policy;
+    slot.log.error({ err, failingMessage: describe(d?.msg), strategy }, 'actor failed while handling a message');
+    if (this.closed || slot.state === 'stopped') return sctx.stop as symbol;
+    if (strategy === 'stop') return this.retireFromCrash(slot, 'stopped', sctx);
+    if (strategy === 'escalate') return this.retireFromCrash(slot, 'failed', sctx);
+    for (;;) {
+      const decision = slot.budget.onFailure(Date.now());
+      if (!decision.restart) {
+        slot.log.error({ maxRestarts: slot.policy.maxRestarts, windowMs: slot.policy.windowMs }, 'restart budget exhausted; actor escalated and marked failed');
+        return this.retireFromCrash(slot, 'failed', sctx);
+      }
+      slot.state = 'restarting';
+      this.emit(slot);
+      await stopQuietly(slot.actor, slot.log);
+      await new Promise((r) => setTimeout(r, decision.backoffMs));
+      if (this.closed || this.slots.get(slot.spec.name) !== slot) return sctx.stop as symbol;
+      try {
+        slot.actor = await slot.factory(slot.spec.args as never, slot.ctx);
+        slot.restarts++;
+        slot.state = 'running';
+        slot.log.warn({ restarts: slot.restarts, backoffMs: decision.backoffMs }, 'actor restarted');
+        this.emit(slot);
+        return sctx.resume as symbol;
+      } catch (factoryErr) {
+        slot.log.error({ err: factoryErr }, 'actor factory failed during restart');
+      }
+    }
+  }
+
+  private retireFromCrash(slot: Slot, state: 'stopped' | 'failed', sctx: nact.SupervisionContext<Delivery, nact.Ref<never>>): symbol {
+    void this.retire(slot, state, false);
+    return sctx.stop as symbol;
+  }
+
+  /** Remove the actor: run its stop hook, fail what waits in its mailbox. `stopMailbox` is false when nact
+   * stops it itself (supervision returned `stop`). */
+  private async retire(slot: Slot, state: 'stopped' | 'failed', stopMailbox = true): Promise<void> {
+    if (this.slots.get(slot.spec.name) !== slot) return;
+    this.slots.delete(slot.spec.name);
+    slot.state = state;
+    if (stopMailbox && slot.ref !== undefined) nact.stop(slot.ref);
+    const stopped = new DrError(ActorErrorCode.STOPPED, `actor '${slot.spec.name}' stopped before answering`);
+    for (const reply of [...slot.pending]) reply.reject(stopped);
+    await stopQuietly(slot.actor, slot.log);
+    this.emit(slot);
+  }
+
+  private info(s: Slot): ActorInfo {
+    return { name: s.spec.name, kind: s.spec.kind, node: this.opts.rank, state: s.state, restarts: s.restarts };
+  }
+
+  private emit(slot: Slot): void {
+    this.opts.onStateChange?.(this.info(slot));
+  }
+}
+
+export function notFound(name: string, rank: number): DrError {
+  return new DrError(ActorErrorCode.NOT_FOUND, `no actor named '${name}' (asked on node ${rank}); spawn it first or check \`dr status\``, {
+    details: { actor: name },
+  });
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function stopQuietly(actor: Actor, log: Logger): Promise<void> {
+  try {
+    await actor.stop?.();
+  } catch (err) {
+    log.warn({ err }, 'actor stop hook threw');
+  }
+}
+
+/** A bounded description of a message for logs: a week of failures must not log megabytes each. */
+function describe(msg: unknown): unknown {
+  let text: string;
+  try {
+    text = JSON.stringify(msg) ?? String(msg);
+  } catch {
+    text = String(msg);
+  }
+  return text.length > 2_000 ? `${text.slice(0, 2_000)}… (${text.length} chars)` : text;
+}
