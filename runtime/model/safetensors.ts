@@ -157,9 +157,9 @@ export function encodeSafetensors(
   options: { dtype?: StoredDType; metadata?: Record<string, string> } = {},
 ): Buffer {
   const dtype = options.dtype ?? 'F32';
-  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].sort(
-    ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0),
-  );
+  const list: [string, FloatTensor][] =
+    tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors as Record<string, FloatTensor>);
+  const entries = list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const header: Record<string, unknown> = {};
   if (options.metadata !== undefined) header.__metadata__ = options.metadata;
   const chunks: Buffer[] = [];
