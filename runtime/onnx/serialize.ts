@@ -1,0 +1,145 @@
+/**
+ * Graph -> ONNX ModelProto through onnx-proto (protobufjs code generated from the official onnx.proto).
+ * Initializers go inline as raw little-endian bytes, or, above a size threshold, into one external data
+ * blob that `saveModel` writes beside the model file (onnxruntime resolves it relative to the model path).
+ */
+import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import onnxProto from 'onnx-proto';
+import type { onnx as P } from 'onnx-proto';
+import type { Graph, AttrValue, ConstantData } from './graph.ts';
+import { ONNX_ELEM_TYPE, type Shape, type DType } from './types.ts';
+
+const { onnx } = onnxProto;
+
+/** IR version 8 is the one onnx-proto's schema describes and admits opsets up to 18+ in onnxruntime. */
+const IR_VERSION = 8;
+
+export interface SerializeOptions {
+  /** Put initializers of at least `minBytes` (default 1024) into an external blob named `file`. */
+  externalData?: { file: string; minBytes?: number };
+  producer?: string;
+}
+
+export interface SerializedModel {
+  readonly model: Uint8Array;
+  /** The external data blob, when `externalData` was requested and some initializer went there. */
+  readonly externalData: Uint8Array | null;
+}
+
+export function toModelProto(graph: Graph, options: SerializeOptions = {}): P.ModelProto {
+  return buildModel(graph, options).proto;
+}
+
+export function serializeModel(graph: Graph, options: SerializeOptions = {}): SerializedModel {
+  const { proto, external } = buildModel(graph, options);
+  return { model: onnx.ModelProto.encode(proto).finish(), externalData: external };
+}
+
+/** Writes `<path>` and, when needed, its external data file next to it; returns the model path to load. */
+export function saveModel(graph: Graph, path: string, options: { minBytes?: number } = {}): string {
+  const file = `${basename(path)}.data`;
+  const { model, externalData } = serializeModel(graph, { externalData: { file, minBytes: options.minBytes } });
+  writeFileSync(path, model);
+  if (externalData) writeFileSync(`${path}.data`, externalData);
+  return path;
+}
+
+function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelProto; external: Uint8Array | null } {
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  const ext = options.externalData;
+  const initializer = graph.initializers.map(({ tensor, value }) => {
+    const bytes = rawBytes(value);
+    if (ext && bytes.byteLength >= (ext.minBytes ?? 1024)) {
+      const pad = (64 - (offset % 64)) % 64;
+      if (pad) chunks.push(new Uint8Array(pad));
+      offset += pad;
+      chunks.push(bytes);
+      const entry = onnx.TensorProto.create({
+        name: tensor.name,
+        dataType: ONNX_ELEM_TYPE[value.dtype],
+        dims: [...value.dims],
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: ext.file },
+          { key: 'offset', value: String(offset) },
+          { key: 'length', value: String(bytes.byteLength) },
+        ],
+      });
+      offset += bytes.byteLength;
+      return entry;
+    }
+    return tensorProto(tensor.name, value);
+  });
+  const proto = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    producerName: options.producer ?? 'deep-researcher-ts',
+    opsetImport: [{ domain: '', version: graph.opset }],
+    graph: {
+      name: graph.name,
+      input: graph.inputs.map((t) => valueInfo(t.name, t.dtype, t.shape)),
+      output: graph.outputs.map((o) => valueInfo(o.name, o.tensor.dtype, o.tensor.shape)),
+      initializer,
+      node: graph.nodes.map((n, i) =>
+        onnx.NodeProto.create({
+          name: `${n.opType}_n${i}`,
+          opType: n.opType,
+          input: n.inputs.map((t) => (t === null ? '' : t.name)),
+          output: n.outputs.map((t) => t.name),
+          attribute: Object.entries(n.attrs).map(([name, a]) => attribute(name, a)),
+        }),
+      ),
+    },
+  });
+  return { proto, external: chunks.length ? concat(chunks, offset) : null };
+}
+
+function valueInfo(name: string, dtype: DType, shape: Shape): P.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: ONNX_ELEM_TYPE[dtype],
+        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})) },
+      },
+    },
+  };
+}
+
+function tensorProto(name: string, value: ConstantData): P.TensorProto {
+  return onnx.TensorProto.create({ name, dataType: ONNX_ELEM_TYPE[value.dtype], dims: [...value.dims], rawData: rawBytes(value) });
+}
+
+function rawBytes(value: ConstantData): Uint8Array {
+  const d = value.data;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+function attribute(name: string, a: AttrValue): P.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.kind) {
+    case 'int':
+      return { name, type: T.INT, i: a.value };
+    case 'ints':
+      return { name, type: T.INTS, ints: [...a.value] };
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: [...a.value] };
+    case 'string':
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'tensor':
+      return { name, type: T.TENSOR, t: tensorProto('', a.value) };
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
