@@ -1,0 +1,103 @@
+/**
+ * A policy served by an OpenAI-compatible raw-completions endpoint (vLLM, SGLang) over the rendered Qwen2.5
+ * chat template: the prompt goes out as token ids (so the tokens trained on are exactly the tokens sampled,
+ * no re-tokenization drift) and the sampled token ids and per-token logprobs come back. Uses vLLM's
+ * `return_tokens_as_token_ids` and `include_stop_str_in_output` extensions.
+ */
+import OpenAI from 'openai';
+import type { CompletionCreateParamsNonStreaming } from 'openai/resources/completions';
+import { DrError } from '../../config/errors.ts';
+import {
+  restoreStop,
+  type Generation,
+  type Policy,
+  type PolicyInput,
+  type SamplingOptions,
+} from './policy.ts';
+
+export interface CompletionPolicyOptions {
+  baseURL: string;
+  model: string;
+  apiKey?: string;
+  maxRetries?: number;
+  timeoutMs?: number;
+  weightVersion?: () => number;
+}
+
+const TOKEN_ID = /^token_id:(\d+)$/;
+
+export class CompletionPolicy implements Policy {
+  readonly mode = 'tokens' as const;
+  private readonly client: OpenAI;
+
+  constructor(private readonly options: CompletionPolicyOptions) {
+    this.client = new OpenAI({
+      baseURL: options.baseURL,
+      apiKey: options.apiKey ?? 'not-needed',
+      maxRetries: options.maxRetries ?? 3,
+      timeout: options.timeoutMs ?? 600_000,
+    });
+  }
+
+  async generate(input: PolicyInput, sampling: SamplingOptions): Promise<Generation> {
+    const prompt = input.prompt;
+    if (prompt === undefined) {
+      throw new DrError('POLICY_NO_PROMPT', 'a completions policy needs the rendered prompt (tokens mode)');
+    }
+    const params: CompletionCreateParamsNonStreaming & Record<string, unknown> = {
+      model: this.options.model,
+      prompt: prompt.tokenIds === undefined ? prompt.text : [...prompt.tokenIds],
+      max_tokens: sampling.maxTokens,
+      temperature: sampling.temperature,
+      top_p: sampling.topP,
+      stop: [...sampling.stop],
+      logprobs: 0,
+      include_stop_str_in_output: true,
+      return_tokens_as_token_ids: true,
+      skip_special_tokens: false,
+    };
+    let completion;
+    try {
+      completion = await this.client.completions.create(params, { signal: sampling.signal });
+    } catch (cause) {
+      throw new DrError(
+        'POLICY_REQUEST_FAILED',
+        `completions policy at ${this.options.baseURL} failed: ${String(cause)}`,
+        {
+          cause,
+        },
+      );
+    }
+    const choice = completion.choices[0];
+    if (choice === undefined) {
+      throw new DrError(
+        'POLICY_BAD_RESPONSE',
+        `completions policy at ${this.options.baseURL} returned no choices`,
+      );
+    }
+    const generation: Generation = {
+      text: choice.text,
+      finishReason: choice.finish_reason === 'length' ? 'length' : 'stop',
+      weightVersion: this.options.weightVersion?.() ?? 0,
+    };
+    const tokens = choice.logprobs?.tokens;
+    const logprobs = choice.logprobs?.token_logprobs;
+    const ids = tokens?.map((t) => TOKEN_ID.exec(t)?.[1]);
+    // Token ids and logprobs are kept only when the server gave both for every token; a stop string it
+    // dropped despite `include_stop_str_in_output` is restored as text and then no ids are claimed.
+    const restored = restoreStop(choice.text);
+    if (
+      restored === '' &&
+      ids !== undefined &&
+      logprobs !== undefined &&
+      ids.every((id) => id !== undefined)
+    ) {
+      if (logprobs.length === ids.length && logprobs.every((lp) => typeof lp === 'number')) {
+        generation.tokenIds = ids.map(Number);
+        generation.logprobs = logprobs;
+      }
+    }
+    generation.text += restored;
+    return generation;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * What a trajectory needs from its tools: the text of a web_search or browse_webpage response. The actor
+ * implementation asks the SearchActor/BrowseActor shards (actor-tools.ts); anything else that can answer
+ * these two calls (a benchmark's latency model, a test's local web) plugs in the same way.
+ */
+export interface ToolContext {
+  trajectoryId: string;
+  question: string;
+  signal?: AbortSignal;
+}
+
+export interface ToolRunner {
+  webSearch(queries: string[], ctx: ToolContext): Promise<string>;
+  browse(urls: string[], ctx: ToolContext): Promise<string>;
+}
