@@ -4,5 +4,6 @@
  * Each actor kind adds exactly one entry, `['<kind>', factory]`, importing the factory from its own folder.
  */
 import type { ActorFactory, ActorKinds } from '../runtime/actor.ts';
+import { rolloutActor } from './rollout/rollout-actor.ts';
 
-export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([]);
+export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([['rollout', rolloutActor]]);

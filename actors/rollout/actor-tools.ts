@@ -1,0 +1,71 @@
+/**
+ * The trajectory's tools as asks to the tool actors: web_search split across the `search/<shard>` cache
+ * shards, browse_webpage to the `browse/<shard>` actor that owns the trajectory's memory. The search query
+ * that surfaced a URL travels with its browse as the sub-question the reading agent reads for.
+ */
+import type { ActorContext } from '../../runtime/actor.ts';
+import { formatBrowseResponse } from '../browse/browse-format.ts';
+import { browseActorFor } from '../browse/browse-routing.ts';
+import { BROWSE_PROTOCOL_VERSION, browseRequest, type BrowseReply } from '../browse/protocol.ts';
+import { formatSearchResponse } from '../search/search-format.ts';
+import { askWebSearch } from '../search/search-routing.ts';
+import { webSearchRequest, type WebSearchReply } from '../search/protocol.ts';
+import type { ToolContext, ToolRunner } from './tool-runner.ts';
+
+export interface ActorToolsOptions {
+  searchShards: number;
+  browseShards: number;
+  timeoutMs: number;
+}
+
+export class ActorTools implements ToolRunner {
+  /** trajectory id -> url -> the query whose results listed it */
+  private readonly foundBy = new Map<string, Map<string, string>>();
+
+  constructor(
+    private readonly ctx: Pick<ActorContext, 'ask' | 'tell'>,
+    private readonly options: ActorToolsOptions,
+  ) {}
+
+  async webSearch(queries: string[], tc: ToolContext): Promise<string> {
+    const reply = await askWebSearch(
+      (name, msg) => this.ctx.ask<WebSearchReply>(name, msg, { timeoutMs: this.options.timeoutMs }),
+      webSearchRequest(queries),
+      this.options.searchShards,
+    );
+    let urls = this.foundBy.get(tc.trajectoryId);
+    if (urls === undefined) {
+      urls = new Map();
+      this.foundBy.set(tc.trajectoryId, urls);
+    }
+    for (const outcome of reply.results)
+      for (const hit of outcome.hits) if (!urls.has(hit.url)) urls.set(hit.url, outcome.query);
+    return formatSearchResponse(reply);
+  }
+
+  async browse(urls: string[], tc: ToolContext): Promise<string> {
+    const subQuestion = urls
+      .map((u) => this.foundBy.get(tc.trajectoryId)?.get(u))
+      .find((q) => q !== undefined);
+    const reply = await this.ctx.ask<BrowseReply>(
+      browseActorFor(tc.trajectoryId, this.options.browseShards),
+      browseRequest(urls, tc.question, tc.trajectoryId, subQuestion),
+      { timeoutMs: this.options.timeoutMs },
+    );
+    return formatBrowseResponse(reply);
+  }
+
+  /** Drops what this trajectory left here and in its BrowseActor. */
+  forget(trajectoryId: string): void {
+    this.foundBy.delete(trajectoryId);
+    try {
+      this.ctx.tell(browseActorFor(trajectoryId, this.options.browseShards), {
+        v: BROWSE_PROTOCOL_VERSION,
+        type: 'browse.forget',
+        trajectoryId,
+      });
+    } catch {
+      // Forgetting is an optimisation: BrowseActors bound their memory and evict old trajectories anyway.
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Messages a RolloutActor accepts and sends (protocol version 1). A job hands an actor a batch of work units
+ * (one trajectory each: a question and a sample index) with `rollout.start`; the actor answers at once and
+ * runs them in the background, telling `rollout.done` to `replyTo` for every finished trajectory, so the
+ * actor stays responsive (one message at a time) while hundreds of trajectories are in flight.
+ */
+import { z } from 'zod';
+import type { Trajectory } from './trajectory.ts';
+
+export const ROLLOUT_PROTOCOL_VERSION = 1;
+
+export interface PolicyConfig {
+  /** chat: /v1/chat/completions; completions: /v1/completions over the rendered Qwen2.5 template. */
+  kind: 'chat' | 'completions';
+  baseURL: string;
+  model: string;
+  /** Name of the environment variable holding the API key on the node that runs the rollouts. */
+  apiKeyEnv?: string;
+  tools?: 'text' | 'native';
+  timeoutMs?: number;
+  maxRetries?: number;
+}
+
+export interface RolloutSettingsWire {
+  maxTurns: number;
+  maxTokensPerTurn: number;
+  temperature: number;
+  topP: number;
+  /** ISO date the system prompt states. */
+  date: string;
+}
+
+export interface WorkUnit {
+  questionId: string;
+  question: string;
+  groundTruth?: string;
+  dataSource?: string;
+  sample: number;
+}
+
+export interface RolloutStart {
+  v: 1;
+  type: 'rollout.start';
+  jobId: string;
+  units: WorkUnit[];
+  settings: RolloutSettingsWire;
+  policy: PolicyConfig;
+  /** async: every trajectory advances on its own; barrier: the original's turn-synchronous batch. */
+  schedule: 'async' | 'barrier';
+  /** Actor name that receives a `rollout.done` per trajectory. */
+  replyTo: string;
+}
+
+export interface RolloutStartReply {
+  v: 1;
+  type: 'rollout.start.reply';
+  accepted: number;
+}
+
+export interface RolloutCancel {
+  v: 1;
+  type: 'rollout.cancel';
+  jobId: string;
+}
+
+export interface RolloutCancelReply {
+  v: 1;
+  type: 'rollout.cancel.reply';
+  cancelled: number;
+}
+
+export interface RolloutDone {
+  v: 1;
+  type: 'rollout.done';
+  jobId: string;
+  /** The actor that ran it. */
+  worker: string;
+  trajectory: Trajectory;
+}
+
+/** Told to `replyTo` when a batch cannot run at all (e.g. its policy cannot be built); none of its units
+ * produced a trajectory. */
+export interface RolloutFailed {
+  v: 1;
+  type: 'rollout.failed';
+  jobId: string;
+  worker: string;
+  error: { code: string; message: string };
+}
+
+export type RolloutMessage = RolloutStart | RolloutCancel;
+
+const policyConfigSchema = z.object({
+  kind: z.enum(['chat', 'completions']),
+  baseURL: z.url(),
+  model: z.string().min(1),
+  apiKeyEnv: z.string().min(1).optional(),
+  tools: z.enum(['text', 'native']).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  maxRetries: z.number().int().min(0).max(20).optional(),
+});
+
+export const rolloutSettingsSchema = z.object({
+  maxTurns: z.number().int().min(1).max(100),
+  maxTokensPerTurn: z.number().int().min(1).max(131_072),
+  temperature: z.number().min(0).max(5),
+  topP: z.number().gt(0).max(1),
+  date: z.iso.datetime(),
+});
+
+const workUnitSchema = z.object({
+  questionId: z.string().min(1),
+  question: z.string().min(1),
+  groundTruth: z.string().optional(),
+  dataSource: z.string().optional(),
+  sample: z.number().int().min(0),
+});
+
+export const rolloutMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    v: z.literal(ROLLOUT_PROTOCOL_VERSION),
+    type: z.literal('rollout.start'),
+    jobId: z.string().min(1),
+    units: z.array(workUnitSchema),
+    settings: rolloutSettingsSchema,
+    policy: policyConfigSchema,
+    schedule: z.enum(['async', 'barrier']),
+    replyTo: z.string().min(1),
+  }),
+  z.object({
+    v: z.literal(ROLLOUT_PROTOCOL_VERSION),
+    type: z.literal('rollout.cancel'),
+    jobId: z.string().min(1),
+  }),
+]);
+
+export { policyConfigSchema };
