@@ -113,6 +113,14 @@ export function buildMicroBatches(
       `micro-batch budget ${maxTokens} tokens cannot hold one sequence of ${maxSeqLen}; raise maxTokensPerMicroBatch or lower maxSeqLen`,
     );
   }
+  samples.forEach((s, i) => {
+    if (s.tokenIds.length !== s.lossMask.length || !Number.isFinite(s.advantage)) {
+      throw new DrError(
+        'LEARNER_BAD_BATCH',
+        `sample ${i} has ${s.tokenIds.length} tokens, ${s.lossMask.length} mask entries and advantage ${s.advantage}; send one mask entry per token and a finite advantage`,
+      );
+    }
+  });
   const sorted = [...samples].sort((a, b) => a.tokenIds.length - b.tokenIds.length);
   const batches: MicroBatch[] = [];
   let group: PreparedSample[] = [];
