@@ -4,6 +4,13 @@
  * Each actor kind adds exactly one entry, `['<kind>', factory]`, importing the factory from its own folder.
  */
 import type { ActorFactory, ActorKinds } from '../runtime/actor.ts';
+import { learnerActor, learnerInboxActor } from './learner/learner-actor.ts';
+import { parameterServer } from './params/param-server.ts';
 import { rolloutActor } from './rollout/rollout-actor.ts';
 
-export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([['rollout', rolloutActor]]);
+export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
+  ['rollout', rolloutActor],
+  ['learner', learnerActor as ActorFactory<never>],
+  ['learner-inbox', learnerInboxActor as ActorFactory<never>],
+  ['params', parameterServer as ActorFactory<never>],
+]);
