@@ -89,6 +89,7 @@ export class Graph {
   readonly #nodes: Node[] = [];
   readonly #outputs: GraphOutput[] = [];
   readonly #scalarCache = new Map<string, Tensor>();
+  readonly #constants = new Map<Tensor, ConstantData>();
   #counter = 0;
 
   constructor(
@@ -153,6 +154,11 @@ export class Graph {
     const t = this.#addInitializer(this.uniqueName('const'), { dtype, dims: shape, data: typedArrayFrom(dtype, list) });
     if (key !== null) this.#scalarCache.set(key, t);
     return t;
+  }
+
+  /** The value of an initializer, or undefined for any other tensor. */
+  constantValue(t: Tensor): ConstantData | undefined {
+    return this.#constants.get(t);
   }
 
   /**
@@ -229,6 +235,7 @@ export class Graph {
   #addInitializer(name: string, value: ConstantData): Tensor {
     const tensor = new Tensor(this, name, value.dtype, value.dims, 'initializer', null);
     this.#initializers.push({ tensor, value });
+    this.#constants.set(tensor, value);
     return tensor;
   }
 

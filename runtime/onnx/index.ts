@@ -8,3 +8,7 @@ export type { TensorLike, SliceSpec, GemmOptions } from './ops.ts';
 export { TO_END } from './ops.ts';
 export { saveModel } from './serialize.ts';
 export type { SerializeOptions, SerializedModel } from './serialize.ts';
+export { grad, unbroadcast, DIFFERENTIABLE_OPS } from './autodiff.ts';
+export type { GradOptions } from './autodiff.ts';
+export { gradCheck } from './gradcheck.ts';
+export type { GradCheckResult, GradCheckOptions } from './gradcheck.ts';
