@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 // Each command group lives in scripts/commands/<group>.ts and exports `register(program)`.
 const commandGroups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./commands/score.ts'),
+  () => import('./commands/monitor.ts'),
 ];
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -124,7 +124,7 @@ export const DEFAULT_PANELS: Panels = {
     },
     {
       id: 'node-rss',
-      section: 'Nodes',
+      section: 'Node processes',
       title: 'Process memory (RSS)',
       unit: 'bytes',
       series: [
@@ -136,7 +136,7 @@ export const DEFAULT_PANELS: Panels = {
     },
     {
       id: 'node-load',
-      section: 'Nodes',
+      section: 'Node processes',
       title: 'Load average (1 min)',
       unit: '',
       series: [{ label: 'rank', query: { op: 'gauge', metric: 'dr_node_load1', by: 'rank', agg: 'max' } }],

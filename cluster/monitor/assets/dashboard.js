@@ -216,7 +216,10 @@ function drawChart(chart) {
   chart.plot = new uPlot(
     {
       ...chartSize(chart.el),
-      axes: [axis(), { ...axis(), values: (_u, ticks) => ticks.map((t) => formatValue(t, h.unit)) }],
+      axes: [
+        axis(),
+        { ...axis(), size: 70, values: (_u, ticks) => ticks.map((t) => formatValue(t, h.unit)) },
+      ],
       series: [
         {},
         ...h.series.map((s, i) => ({

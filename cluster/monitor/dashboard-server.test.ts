@@ -1,0 +1,169 @@
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { startDashboardServer, type DashboardServer } from './dashboard-server.ts';
+import { MonitorHub, type DashboardMessage } from './monitor-hub.ts';
+import { MonitorTables } from './monitor-tables.ts';
+
+const TOKEN = 'cluster-secret';
+const READ_TOKEN = 'read-only-secret';
+const resources = { cpus: 2, memoryBytes: 2 ** 33, gpus: [], labels: {} };
+
+let server: DashboardServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function start() {
+  const tables = new MonitorTables();
+  tables.nodeJoined(0, { resources, address: '127.0.0.1:7000' });
+  tables.nodeJoined(1, { resources });
+  const hub = new MonitorHub({ source: tables, sampleIntervalMs: 60_000, stateDebounceMs: 10 });
+  server = await startDashboardServer({ hub, tokens: [TOKEN, READ_TOKEN] });
+  return { tables, hub, url: server.url };
+}
+
+function openSocket(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ ws: WebSocket; messages: DashboardMessage[]; next: () => Promise<DashboardMessage> }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`, { headers });
+    const messages: DashboardMessage[] = [];
+    const waiters: Array<(m: DashboardMessage) => void> = [];
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data)) as DashboardMessage;
+      const waiter = waiters.shift();
+      if (waiter === undefined) messages.push(message);
+      else waiter(message);
+    });
+    ws.on('open', () =>
+      resolve({
+        ws,
+        messages,
+        next: () =>
+          messages.length > 0 ? Promise.resolve(messages.shift()!) : new Promise((r) => waiters.push(r)),
+      }),
+    );
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`status ${res.statusCode}`)));
+    ws.on('error', reject);
+  });
+}
+
+describe('dashboard server', () => {
+  it('refuses every route without a valid token with 401', async () => {
+    const { url } = await start();
+    for (const path of [
+      '/',
+      '/metrics',
+      '/api/state',
+      '/api/snapshot',
+      '/assets/dashboard.js',
+      '/assets/uplot.js',
+    ]) {
+      const attempts: Array<Record<string, string>> = [
+        {},
+        { authorization: 'Bearer wrong' },
+        { cookie: 'dr_token=wrong' },
+        { authorization: `Basic ${TOKEN}` },
+      ];
+      for (const headers of attempts) {
+        const res = await fetch(`${url}${path}`, { headers });
+        expect(res.status, `${path} ${JSON.stringify(headers)}`).toBe(401);
+        expect(res.headers.get('www-authenticate')).toContain('Bearer');
+        expect(await res.text()).not.toContain('dr_node_up');
+      }
+    }
+    await expect(openSocket(server!.url, {})).rejects.toThrow('status 401');
+    await expect(openSocket(server!.url, { cookie: 'dr_token=wrong' })).rejects.toThrow('status 401');
+  });
+
+  it('serves the page, assets, state and metrics to either accepted token', async () => {
+    const { url } = await start();
+    for (const token of [TOKEN, READ_TOKEN]) {
+      const auth = { authorization: `Bearer ${token}` };
+      const page = await fetch(`${url}/`, { headers: auth });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('/assets/dashboard.js');
+      const uplot = await fetch(`${url}/assets/uplot.js`, { headers: auth });
+      expect(uplot.headers.get('content-type')).toContain('javascript');
+      expect(await uplot.text()).toContain('export { uPlot as default }');
+      const state = (await (await fetch(`${url}/api/state`, { headers: auth })).json()) as {
+        nodes: Array<{ rank: number; state: string }>;
+      };
+      expect(state.nodes.map((n) => [n.rank, n.state])).toEqual([
+        [0, 'alive'],
+        [1, 'alive'],
+      ]);
+      const metrics = await fetch(`${url}/metrics`, { headers: auth });
+      expect(metrics.headers.get('content-type')).toContain('text/plain; version=0.0.4');
+      const up = parsePrometheusTextFormat(await metrics.text()).find((f) => f.name === 'dr_node_up');
+      expect(up?.metrics.map((m) => m.value)).toEqual(['1', '1']);
+    }
+  });
+
+  it('trades a token posted to /login for an HttpOnly cookie that opens the page', async () => {
+    const { url } = await start();
+    const refused = await fetch(`${url}/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: 'nope' }),
+      redirect: 'manual',
+    });
+    expect(refused.status).toBe(401);
+    const login = await fetch(`${url}/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: READ_TOKEN }),
+      redirect: 'manual',
+    });
+    expect(login.status).toBe(303);
+    const cookie = login.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    const page = await fetch(`${url}/`, { headers: { cookie: cookie.split(';')[0]! } });
+    expect(page.status).toBe(200);
+  });
+
+  it('shows a login form, not the dashboard, to a browser without a token', async () => {
+    const { url } = await start();
+    const res = await fetch(`${url}/`, { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(401);
+    const html = await res.text();
+    expect(html).toContain('action="/login"');
+    expect(html).not.toContain('dashboard.js');
+  });
+
+  it('pushes a snapshot on connect, then the new state when a node goes down', async () => {
+    const { url, tables } = await start();
+    const { ws, next } = await openSocket(url, { authorization: `Bearer ${READ_TOKEN}` });
+    const first = await next();
+    expect(first.type).toBe('snapshot');
+    expect(first.type === 'snapshot' && first.data.charts.length).toBeGreaterThan(5);
+    tables.nodeState(1, 'down');
+    const update = await next();
+    expect(update.type).toBe('state');
+    expect(update.data.nodes.find((n) => n.rank === 1)?.state).toBe('down');
+    expect(update.data.nodes.find((n) => n.rank === 1)?.history.map((h) => h.state)).toEqual([
+      'alive',
+      'down',
+    ]);
+    ws.close();
+  });
+
+  it('refuses a WebSocket opened from another origin even with a valid cookie', async () => {
+    const { url } = await start();
+    await expect(
+      openSocket(url, { cookie: `dr_token=${TOKEN}`, origin: 'http://evil.example' }),
+    ).rejects.toThrow('status 403');
+    const { ws } = await openSocket(url, { cookie: `dr_token=${TOKEN}`, origin: url });
+    ws.close();
+  });
+
+  it('reports a taken port as MONITOR_PORT_IN_USE', async () => {
+    await start();
+    const hub = new MonitorHub({ source: new MonitorTables() });
+    await expect(startDashboardServer({ hub, tokens: [TOKEN], port: server!.port })).rejects.toMatchObject({
+      code: 'MONITOR_PORT_IN_USE',
+    });
+  });
+});
