@@ -28,7 +28,7 @@ function serper(
 
 describe('Serper-compatible search endpoint', () => {
   it('answers 401 with a Serper-like body when the API key is missing or wrong', async () => {
-    for (const headers of [{}, { 'X-API-KEY': 'not-the-key' }]) {
+    for (const headers of [{}, { 'X-API-KEY': 'not-the-key' }] as Array<Record<string, string>>) {
       const r = await serper(JSON.stringify({ q: 'anything' }), headers);
       expect(r.status).toBe(401);
       expect(await r.json()).toEqual({ message: 'Unauthorized.', statusCode: 401 });
