@@ -7,10 +7,12 @@ import type { ActorFactory, ActorKinds } from '../runtime/actor.ts';
 import { learnerActor, learnerInboxActor } from './learner/learner-actor.ts';
 import { parameterServer } from './params/param-server.ts';
 import { rolloutActor } from './rollout/rollout-actor.ts';
+import { sandboxActor } from './sandbox/sandbox-actor.ts';
 
 export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['rollout', rolloutActor],
   ['learner', learnerActor as ActorFactory<never>],
   ['learner-inbox', learnerInboxActor as ActorFactory<never>],
   ['params', parameterServer as ActorFactory<never>],
+  ['sandbox', sandboxActor as ActorFactory<never>],
 ]);
