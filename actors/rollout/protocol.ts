@@ -88,7 +88,21 @@ export interface RolloutFailed {
   error: { code: string; message: string };
 }
 
-export type RolloutMessage = RolloutStart | RolloutCancel;
+/** Which of a job's units this actor is running now (the job manager's lease check). */
+export interface RolloutStatus {
+  v: 1;
+  type: 'rollout.status';
+  jobId: string;
+}
+
+export interface RolloutStatusReply {
+  v: 1;
+  type: 'rollout.status.reply';
+  /** Trajectory ids (`questionId#sample`) in flight or waiting for a slot. */
+  running: string[];
+}
+
+export type RolloutMessage = RolloutStart | RolloutCancel | RolloutStatus;
 
 const policyConfigSchema = z.object({
   kind: z.enum(['chat', 'completions']),
@@ -130,6 +144,11 @@ export const rolloutMessageSchema = z.discriminatedUnion('type', [
   z.object({
     v: z.literal(ROLLOUT_PROTOCOL_VERSION),
     type: z.literal('rollout.cancel'),
+    jobId: z.string().min(1),
+  }),
+  z.object({
+    v: z.literal(ROLLOUT_PROTOCOL_VERSION),
+    type: z.literal('rollout.status'),
     jobId: z.string().min(1),
   }),
 ]);

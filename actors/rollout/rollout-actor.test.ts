@@ -179,6 +179,12 @@ describe('RolloutActor', () => {
     await system.spawn({ kind: 'rollout', name: 'rollout/0' });
     await system.ask('rollout/0', start(2, 2));
     await new Promise((r) => setTimeout(r, 100));
+    const status = await system.ask<{ running: string[] }>('rollout/0', {
+      v: 1,
+      type: 'rollout.status',
+      jobId: 'job-1',
+    });
+    expect(status.running.sort()).toEqual(['q0#0', 'q0#1', 'q1#0', 'q1#1']);
     const cancel = await system.ask('rollout/0', { v: 1, type: 'rollout.cancel', jobId: 'job-1' });
     expect(cancel).toEqual({ v: 1, type: 'rollout.cancel.reply', cancelled: 4 });
     await new Promise((r) => setTimeout(r, 400));

@@ -17,6 +17,7 @@ import {
   type RolloutFailed,
   type RolloutStart,
   type RolloutStartReply,
+  type RolloutStatusReply,
 } from './protocol.ts';
 import { runTrajectory, trajectoryId } from './run-trajectory.ts';
 import type { ToolRunner } from './tool-runner.ts';
@@ -65,7 +66,8 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
       });
     const slots = new Semaphore(args.maxConcurrent ?? 256);
     const jobs = new Map<string, AbortController>();
-    const inFlight = new Map<string, number>();
+    /** job id -> trajectory ids accepted and not yet finished */
+    const running = new Map<string, Set<string>>();
     const policies = new Map<string, Promise<BuiltPolicy>>();
 
     const policyFor = (config: PolicyConfig): Promise<BuiltPolicy> => {
@@ -85,8 +87,8 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
       const settings = { ...msg.settings, date: new Date(msg.settings.date) };
       await Promise.all(
         msg.units.map(async (unit) => {
+          const id = trajectoryId(unit.questionId, unit.sample);
           if (barrier === undefined) await slots.acquire();
-          inFlight.set(msg.jobId, (inFlight.get(msg.jobId) ?? 0) + 1);
           try {
             if (controller.signal.aborted) return;
             const trajectory = await runTrajectory(unit, unit.sample, settings, {
@@ -96,7 +98,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
               ...(barrier === undefined ? {} : { barrier }),
               signal: controller.signal,
             });
-            tools.forget?.(trajectoryId(unit.questionId, unit.sample));
+            tools.forget?.(id);
             if (trajectory.end.reason === 'cancelled') return;
             const done: RolloutDone = {
               v: ROLLOUT_PROTOCOL_VERSION,
@@ -107,7 +109,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
             };
             ctx.tell(msg.replyTo, done);
           } finally {
-            inFlight.set(msg.jobId, (inFlight.get(msg.jobId) ?? 1) - 1);
+            running.get(msg.jobId)?.delete(id);
             if (barrier === undefined) slots.release();
           }
         }),
@@ -115,7 +117,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
     };
 
     return {
-      receive(raw: unknown): RolloutStartReply | RolloutCancelReply {
+      receive(raw: unknown): RolloutStartReply | RolloutCancelReply | RolloutStatusReply {
         const parsed = rolloutMessageSchema.safeParse(raw);
         if (!parsed.success) {
           throw new DrError(
@@ -124,21 +126,28 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
           );
         }
         const msg = parsed.data;
+        if (msg.type === 'rollout.status') {
+          const ids = [...(running.get(msg.jobId) ?? [])];
+          return { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.status.reply', running: ids };
+        }
         if (msg.type === 'rollout.cancel') {
-          const controller = jobs.get(msg.jobId);
-          controller?.abort();
+          jobs.get(msg.jobId)?.abort();
           jobs.delete(msg.jobId);
-          return {
-            v: ROLLOUT_PROTOCOL_VERSION,
-            type: 'rollout.cancel.reply',
-            cancelled: inFlight.get(msg.jobId) ?? 0,
-          };
+          const cancelled = running.get(msg.jobId)?.size ?? 0;
+          running.delete(msg.jobId);
+          return { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.cancel.reply', cancelled };
         }
         let controller = jobs.get(msg.jobId);
         if (controller === undefined) {
           controller = new AbortController();
           jobs.set(msg.jobId, controller);
         }
+        let ids = running.get(msg.jobId);
+        if (ids === undefined) {
+          ids = new Set();
+          running.set(msg.jobId, ids);
+        }
+        for (const unit of msg.units) ids.add(trajectoryId(unit.questionId, unit.sample));
         run(msg as RolloutStart, controller).catch((err: unknown) => {
           ctx.log.error({ job: msg.jobId, err }, 'rollout batch failed');
           const failed: RolloutFailed = {
