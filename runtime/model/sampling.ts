@@ -89,7 +89,7 @@ function sampleAll(probs: Float64Array, n: number, rng: SeededRandom): number {
 function sampleNucleus(probs: Float64Array, n: number, topP: number, rng: SeededRandom): number {
   let threshold = 0;
   for (let i = 0; i < n; i++) threshold = Math.max(threshold, probs[i]!);
-  let candidates: number[] = [];
+  let candidates: number[];
   for (;;) {
     candidates = [];
     let mass = 0;
