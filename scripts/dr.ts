@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 const commandGroups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./commands/score.ts'),
   () => import('./commands/monitor.ts'),
+  () => import('./commands/sandbox.ts'),
 ];
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
