@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 
 // Each command group lives in scripts/commands/<group>.ts and exports `register(program)`.
 const commandGroups: Array<() => Promise<{ register(program: Command): void }>> = [
+  () => import('./commands/cluster.ts'),
   () => import('./commands/score.ts'),
   () => import('./commands/monitor.ts'),
   () => import('./commands/sandbox.ts'),

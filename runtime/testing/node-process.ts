@@ -1,0 +1,122 @@
+/**
+ * Real `dr` node processes for tests and benchmarks: start one, read its JSON log lines, wait for a line,
+ * signal it, and make sure it is gone when the test ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const DR = fileURLToPath(new URL('../../scripts/dr.js', import.meta.url));
+export const TEST_KINDS = fileURLToPath(new URL('./test-kinds.ts', import.meta.url));
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+/** Fast failure detection so the suite stays short: suspect after 400 ms, down after 1 s of silence. */
+export const FAST_HEARTBEAT = ['--heartbeat-ms', '100', '--suspect-after-ms', '400', '--down-after-ms', '1000'];
+
+export interface NodeProcess {
+  readonly proc: ChildProcess;
+  readonly lines: Array<Record<string, unknown>>;
+  readonly stderrText: () => string;
+  /** Resolves with the first log line matching `pred` (already seen or future). */
+  waitForLog(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  readonly exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function startDr(args: string[], env: Record<string, string | undefined> = {}): NodeProcess {
+  const proc = spawn(process.execPath, [DR, ...args], {
+    env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', DR_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  let raw = '';
+  let partial = '';
+  const watchers = new Set<() => void>();
+  proc.stdout?.setEncoding('utf8');
+  proc.stdout?.on('data', (chunk: string) => (raw += chunk));
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (chunk: string) => {
+    raw += chunk;
+    partial += chunk;
+    const parts = partial.split('\n');
+    partial = parts.pop() ?? '';
+    for (const p of parts) {
+      try {
+        lines.push(JSON.parse(p) as Record<string, unknown>);
+      } catch {
+        continue;
+      }
+    }
+    for (const w of watchers) w();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return {
+    proc,
+    lines,
+    stderrText: () => raw,
+    exited,
+    waitForLog(pred, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = lines.find(pred);
+          if (hit === undefined) return false;
+          done();
+          resolve(hit);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no matching log line within ${timeoutMs} ms; output so far:\n${raw.slice(-3_000)}`));
+        }, timeoutMs);
+        const onExit = () => {
+          if (check()) return;
+          done();
+          reject(new Error(`process exited before the expected log line; output:\n${raw.slice(-3_000)}`));
+        };
+        const done = () => {
+          clearTimeout(timer);
+          watchers.delete(watcher);
+          proc.off('exit', onExit);
+        };
+        const watcher = () => void check();
+        if (check()) return;
+        watchers.add(watcher);
+        proc.once('exit', onExit);
+      });
+    },
+    async kill(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Start a head on a free port (or `port`) and wait until it listens. */
+export async function startHead(extra: string[] = [], port = 0): Promise<{ node: NodeProcess; port: number }> {
+  const node = startDr(['head', '--port', String(port), '--listen-host', '127.0.0.1', '--kinds', TEST_KINDS, ...FAST_HEARTBEAT, ...extra]);
+  const ready = await node.waitForLog((l) => l.msg === 'node ready');
+  return { node, port: Number(ready.port) };
+}
+
+export async function startWorker(headPort: number, rank: number, extra: string[] = [], env: Record<string, string | undefined> = {}): Promise<NodeProcess> {
+  const node = startDr(
+    ['worker', '--head', `127.0.0.1:${headPort}`, '--rank', String(rank), '--listen-host', '127.0.0.1', '--kinds', TEST_KINDS, ...FAST_HEARTBEAT, ...extra],
+    env,
+  );
+  await node.waitForLog((l) => l.msg === 'node ready');
+  return node;
+}
+
+/** Run `dr <args>` to completion and collect its output. */
+export function runDr(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [DR, ...args], {
+      env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    proc.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
