@@ -111,10 +111,11 @@ function clusterFamilies(source: MonitorSource, now: number): Family[] {
       name: 'dr_actor_mailbox_depth',
       help: 'Messages waiting in the actor mailbox.',
       type: 'gauge',
-      rows: actors.map((a) => ({
-        labels: { rank: rank(a.node), actor: a.path, kind: a.kind },
-        value: a.mailboxDepth,
-      })),
+      rows: actors.flatMap((a) =>
+        a.mailboxDepth === null
+          ? []
+          : [{ labels: { rank: rank(a.node), actor: a.path, kind: a.kind }, value: a.mailboxDepth }],
+      ),
     },
     {
       name: 'dr_actor_running',

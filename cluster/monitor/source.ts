@@ -41,7 +41,8 @@ export interface ActorView {
   node: number;
   state: ActorState;
   restarts: number;
-  mailboxDepth: number;
+  /** Messages waiting, as last reported by the hosting node; null when not reported. */
+  mailboxDepth: number | null;
 }
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';

@@ -57,7 +57,14 @@ export function renderStatus(state: ClusterState, options: StatusViewOptions = {
       ['node', 'actor', 'kind', 'state', 'restarts', 'mailbox'],
       state.actors
         .slice(0, maxActors)
-        .map((a) => [String(a.node), a.path, a.kind, a.state, String(a.restarts), String(a.mailboxDepth)]),
+        .map((a) => [
+          String(a.node),
+          a.path,
+          a.kind,
+          a.state,
+          String(a.restarts),
+          a.mailboxDepth === null ? '-' : String(a.mailboxDepth),
+        ]),
       3,
       paint,
     ),

@@ -131,7 +131,7 @@ function renderActors(actors, nodes) {
                   td(a.kind),
                   td(badge(a.state)),
                   td(a.restarts),
-                  td(a.mailboxDepth),
+                  td(a.mailboxDepth ?? '–'),
                 ]),
               ),
         ),
