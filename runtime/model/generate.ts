@@ -10,7 +10,8 @@ import type { Checkpoint } from './checkpoint.ts';
 import { buildDecode, buildForward, buildPrefill, weightsAsInitializers } from './qwen2-graph.ts';
 import type { Qwen2Config } from './qwen2-config.ts';
 import { chooseToken, SeededRandom } from './sampling.ts';
-import { ModelSession, float32Tensor, int64Tensor, type OrtTensor, type SessionOptions } from './session.ts';
+import * as ort from 'onnxruntime-node';
+import { OnnxSession, type SessionConfig } from '../onnx/session.ts';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -121,22 +122,22 @@ class KvCache {
 export class Qwen2Generator {
   private constructor(
     readonly config: Qwen2Config,
-    private readonly prefill: ModelSession,
-    private readonly decode: ModelSession,
-    private readonly forward: ModelSession,
+    private readonly prefill: OnnxSession,
+    private readonly decode: OnnxSession,
+    private readonly forward: OnnxSession,
     private readonly padTokenId: number,
   ) {}
 
   /** Builds prefill, decode and full-forward sessions with the checkpoint's weights baked in. */
   static async create(
     checkpoint: Checkpoint,
-    options: SessionOptions & { padTokenId?: number } = {},
+    options: SessionConfig & { padTokenId?: number } = {},
   ): Promise<Qwen2Generator> {
     const { config, weights } = checkpoint;
-    const build = (name: string, body: (g: Graph) => void): Promise<ModelSession> => {
+    const build = (name: string, body: (g: Graph) => void): Promise<OnnxSession> => {
       const g = new Graph(name);
       body(g);
-      return ModelSession.create(g, options);
+      return OnnxSession.create(g, options);
     };
     const [prefill, decode, forward] = await Promise.all([
       build('qwen2_prefill', (g) => buildPrefill(g, config, weightsAsInitializers(g, weights))),
@@ -169,11 +170,11 @@ export class Qwen2Generator {
       });
     });
     const out = await this.forward.run({
-      input_ids: int64Tensor(ids, [batch, len]),
-      position_ids: int64Tensor(positions, [batch, len]),
-      attention_mask: int64Tensor(mask, [batch, len]),
+      input_ids: new ort.Tensor('int64', ids, [batch, len]),
+      position_ids: new ort.Tensor('int64', positions, [batch, len]),
+      attention_mask: new ort.Tensor('int64', mask, [batch, len]),
     });
-    const logits = out.get('logits')!;
+    const logits = out.logits!;
     return { data: logits.data as Float32Array, dims: logits.dims };
   }
 
@@ -225,23 +226,23 @@ export class Qwen2Generator {
     if (options.maxNewTokens <= 0) return rows.map(toResult);
 
     const pre = await this.prefill.run({
-      input_ids: int64Tensor(ids, [batch, promptLen]),
-      position_ids: int64Tensor(positions, [batch, promptLen]),
-      attention_mask: int64Tensor(mask, [batch, promptLen]),
+      input_ids: new ort.Tensor('int64', ids, [batch, promptLen]),
+      position_ids: new ort.Tensor('int64', positions, [batch, promptLen]),
+      attention_mask: new ort.Tensor('int64', mask, [batch, promptLen]),
     });
     let cache = new KvCache(config, batch, roundUp(promptLen + 1, CACHE_BLOCK));
     for (let l = 0; l < config.numLayers; l++) {
       cache.write(
         l,
-        pre.get(`key.${l}`)!.data as Float32Array,
-        pre.get(`value.${l}`)!.data as Float32Array,
+        pre[`key.${l}`]!.data as Float32Array,
+        pre[`value.${l}`]!.data as Float32Array,
         promptLen,
         0,
       );
     }
     for (let b = 0; b < batch; b++)
       cache.mask.set(mask.subarray(b * promptLen, (b + 1) * promptLen), b * cache.capacity);
-    let logits = pre.get('logits')!.data as Float32Array;
+    let logits = pre.logits!.data as Float32Array;
     let live = rows; // rows in cache order
     let slot = promptLen;
 
@@ -277,22 +278,22 @@ export class Qwen2Generator {
         stepIds[b] = BigInt(row.done ? this.padTokenId : row.tokens.at(-1)!);
         stepPositions[b] = BigInt(row.nextPosition);
       });
-      const feeds: Record<string, OrtTensor> = {
-        input_ids: int64Tensor(stepIds, [n, 1]),
-        position_ids: int64Tensor(stepPositions, [n, 1]),
-        cache_mask: int64Tensor(cache.mask, [n, cache.capacity]),
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor('int64', stepIds, [n, 1]),
+        position_ids: new ort.Tensor('int64', stepPositions, [n, 1]),
+        cache_mask: new ort.Tensor('int64', cache.mask, [n, cache.capacity]),
       };
       const { numKvHeads: kvh, headDim: d } = config;
       for (let l = 0; l < config.numLayers; l++) {
-        feeds[`past_key.${l}`] = float32Tensor(cache.keys[l]!, [n, kvh, d, cache.capacity]);
-        feeds[`past_value.${l}`] = float32Tensor(cache.values[l]!, [n, kvh, cache.capacity, d]);
+        feeds[`past_key.${l}`] = new ort.Tensor('float32', cache.keys[l]!, [n, kvh, d, cache.capacity]);
+        feeds[`past_value.${l}`] = new ort.Tensor('float32', cache.values[l]!, [n, kvh, cache.capacity, d]);
       }
       const out = await this.decode.run(feeds);
       for (let l = 0; l < config.numLayers; l++) {
         cache.write(
           l,
-          out.get(`key.${l}`)!.data as Float32Array,
-          out.get(`value.${l}`)!.data as Float32Array,
+          out[`key.${l}`]!.data as Float32Array,
+          out[`value.${l}`]!.data as Float32Array,
           1,
           slot,
         );
@@ -302,7 +303,7 @@ export class Qwen2Generator {
         row.nextPosition++;
       });
       slot++;
-      logits = out.get('logits')!.data as Float32Array;
+      logits = out.logits!.data as Float32Array;
     }
     return rows.map(toResult);
   }

@@ -21,7 +21,7 @@ describe.each([
   const checkpoint = randomCheckpoint(config, 5);
   let gen: Qwen2Generator;
   beforeAll(async () => {
-    gen = await Qwen2Generator.create(checkpoint, { threads: 1 });
+    gen = await Qwen2Generator.create(checkpoint, { intraOpThreads: 1 });
   });
   afterAll(async () => {
     await gen.release();
@@ -88,7 +88,7 @@ describe('generation', () => {
   const checkpoint = randomCheckpoint(config, 9, 0.5);
   let gen: Qwen2Generator;
   beforeAll(async () => {
-    gen = await Qwen2Generator.create(checkpoint, { threads: 1 });
+    gen = await Qwen2Generator.create(checkpoint, { intraOpThreads: 1 });
   });
   afterAll(async () => {
     await gen.release();

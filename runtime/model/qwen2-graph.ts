@@ -15,7 +15,7 @@
  *   [batch, kvHeads, headDim, capacity] so no transpose runs per step); it returns only the new token's key
  *   and value, which the caller writes into its cache, so no cache is copied through the session.
  */
-import { type Graph, type Tensor, op } from '../onnx/index.ts';
+import { type DType, type Graph, type Tensor, op } from '../onnx/index.ts';
 import type { FloatTensor } from './safetensors.ts';
 import { qwen2ParamShapes, type Qwen2Config } from './qwen2-config.ts';
 
@@ -27,7 +27,11 @@ export type WeightSource = (name: string) => Tensor;
 const MASKED = -1e9;
 
 /** Weights as graph inputs declared with `param` (trainable, or fed per run). */
-export function weightsAsParams(g: Graph, config: Qwen2Config): WeightSource {
+export function weightsAsParams(
+  g: Graph,
+  config: Qwen2Config,
+  dtype: 'float32' | 'float64' = 'float32',
+): WeightSource {
   const shapes = qwen2ParamShapes(config);
   const made = new Map<string, Tensor>();
   return (name) => {
@@ -35,7 +39,7 @@ export function weightsAsParams(g: Graph, config: Qwen2Config): WeightSource {
     if (t === undefined) {
       const shape = shapes.get(name);
       if (shape === undefined) throw new Error(`no Qwen2 parameter called ${name}`);
-      t = g.param(name, 'float32', shape);
+      t = g.param(name, dtype, shape);
       made.set(name, t);
     }
     return t;
@@ -77,11 +81,16 @@ function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
 }
 
 /** cos and sin of the rotary angles for int64 positions [B, T], shaped [B, T, 1, headDim] to broadcast over heads. */
-function rotaryTables(g: Graph, config: Qwen2Config, positions: Tensor): { cos: Tensor; sin: Tensor } {
+function rotaryTables(
+  g: Graph,
+  config: Qwen2Config,
+  positions: Tensor,
+  dt: DType,
+): { cos: Tensor; sin: Tensor } {
   const half = config.headDim / 2;
   const invFreq: number[] = [];
   for (let i = 0; i < half; i++) invFreq.push(1 / config.ropeTheta ** ((2 * i) / config.headDim));
-  const angles = op.mul(op.unsqueeze(op.cast(positions, 'float32'), [-1]), g.constant(invFreq, 'float32'));
+  const angles = op.mul(op.unsqueeze(op.cast(positions, dt), [-1]), g.constant(invFreq, dt));
   const full = op.unsqueeze(op.concat([angles, angles], -1), [2]);
   return { cos: op.cos(full), sin: op.sin(full) };
 }
@@ -140,11 +149,11 @@ function fullAttention(config: Qwen2Config, io: LayerIO, bias: Tensor): Tensor {
 }
 
 /** Additive attention bias [B, 1, 1, T, T] from a key padding mask [B, T] (1 = token, 0 = padding). */
-function causalPaddingBias(g: Graph, attentionMask: Tensor): Tensor {
+function causalPaddingBias(g: Graph, attentionMask: Tensor, dt: DType): Tensor {
   const t = op.dimOf(attentionMask, 1);
   const causal = op.causalMask(g, t, t); // [T, T]
   const keyOk = op.unsqueeze(op.cast(attentionMask, 'bool'), [1, 2, 3]); // [B, 1, 1, 1, T]
-  return op.where(op.and(causal, keyOk), g.constant(0, 'float32'), g.constant(MASKED, 'float32'));
+  return op.where(op.and(causal, keyOk), g.constant(0, dt), g.constant(MASKED, dt));
 }
 
 function lmHead(config: Qwen2Config, w: WeightSource, hidden: Tensor): Tensor {
@@ -175,9 +184,10 @@ export function decoderStack(
   positions: Tensor,
   attentionMask: Tensor,
 ): ForwardOutputs {
-  const rot = rotaryTables(g, config, positions);
-  const bias = causalPaddingBias(g, attentionMask);
-  let x = op.gather(w('model.embed_tokens.weight'), inputIds, 0);
+  const embed = w('model.embed_tokens.weight');
+  const rot = rotaryTables(g, config, positions, embed.dtype);
+  const bias = causalPaddingBias(g, attentionMask, embed.dtype);
+  let x = op.gather(embed, inputIds, 0);
   const keys: Tensor[] = [];
   const values: Tensor[] = [];
   for (let i = 0; i < config.numLayers; i++) {
@@ -240,7 +250,7 @@ export function buildDecode(g: Graph, config: Qwen2Config, w: WeightSource): voi
   const inputIds = g.input('input_ids', 'int64', ['batch', 1]);
   const positions = g.input('position_ids', 'int64', ['batch', 1]);
   const cacheMask = g.input('cache_mask', 'int64', ['batch', 'capacity']);
-  const rot = rotaryTables(g, config, positions);
+  const rot = rotaryTables(g, config, positions, 'float32');
   const bias = op.unsqueeze(
     op.where(op.cast(cacheMask, 'bool'), g.constant(0, 'float32'), g.constant(MASKED, 'float32')),
     [1, 2],
