@@ -1,0 +1,129 @@
+/**
+ * Training metrics: batch statistics of scored rollouts, the structured events the trainer emits (one JSON
+ * line each in outputs/<name>/metrics.jsonl), and the gauges the dashboard charts (cluster/monitor panels:
+ * dr_train_* and dr_weights_staleness_versions, labelled by job).
+ */
+import { appendFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { nodeMetrics } from '../../cluster/monitor/metrics-recorder.ts';
+import type { StepMetrics } from '../learner/learner.ts';
+import type { ScoredRollout } from './rollout-source.ts';
+
+export interface RolloutStats {
+  rollouts: number;
+  rewardMean: number;
+  rewardStd: number;
+  /** F1 with format errors counted as 0. */
+  f1Mean: number;
+  formatErrorRate: number;
+  turnsMean: number;
+  responseLengthMean: number;
+  toolCallsMean: number;
+  /** Mean tool time per tool call. */
+  toolLatencyMs: number;
+}
+
+export function rolloutStats(rs: readonly ScoredRollout[]): RolloutStats {
+  const n = Math.max(1, rs.length);
+  const mean = (f: (r: ScoredRollout) => number): number => rs.reduce((s, r) => s + f(r), 0) / n;
+  const rewardMean = mean((r) => r.reward);
+  const calls = rs.reduce((s, r) => s + r.toolCalls, 0);
+  return {
+    rollouts: rs.length,
+    rewardMean,
+    rewardStd: Math.sqrt(mean((r) => (r.reward - rewardMean) ** 2)),
+    f1Mean: mean((r) => (r.formatError ? 0 : Math.max(0, r.reward))),
+    formatErrorRate: mean((r) => (r.formatError ? 1 : 0)),
+    turnsMean: mean((r) => r.turns),
+    responseLengthMean: mean((r) => r.responseTokens),
+    toolCallsMean: mean((r) => r.toolCalls),
+    toolLatencyMs: calls > 0 ? rs.reduce((s, r) => s + r.toolMs, 0) / calls : 0,
+  };
+}
+
+export type TrainEvent =
+  | {
+      type: 'step';
+      job: string;
+      step: number;
+      version: number;
+      rollout: RolloutStats;
+      learner: Omit<StepMetrics, 'mode' | 'step'>;
+      /** Real tokens trained per second over all learners. */
+      tokensPerSecond: number;
+      stalenessMean: number;
+      stalenessMax: number;
+      /** Trajectories dropped for exceeding the staleness bound. */
+      dropped: number;
+      rolloutSeconds: number;
+      stepSeconds: number;
+    }
+  | { type: 'validation'; job: string; step: number; version: number; stats: RolloutStats }
+  | { type: 'checkpoint'; job: string; step: number; path: string }
+  | { type: 'resumed'; job: string; step: number; version: number; path: string }
+  | {
+      type: 'done';
+      job: string;
+      steps: number;
+      version: number;
+      validation: { before: number; after: number };
+    };
+
+export type EventSink = (e: TrainEvent) => void | Promise<void>;
+
+/** Appends every event as a JSON line to `file`. */
+export function jsonlSink(file: string): EventSink {
+  let ready: Promise<unknown> | null = null;
+  return async (e) => {
+    ready ??= mkdir(dirname(file), { recursive: true });
+    await ready;
+    await appendFile(file, JSON.stringify({ time: new Date().toISOString(), ...e }) + '\n');
+  };
+}
+
+const g = {
+  reward: nodeMetrics.gauge('dr_train_reward_mean', 'Mean rollout reward of the last training step'),
+  rewardStd: nodeMetrics.gauge('dr_train_reward_std', 'Std of rollout rewards of the last training step'),
+  f1: nodeMetrics.gauge('dr_train_f1_mean', 'Mean F1 (format errors as 0) of the last training step'),
+  formatErrors: nodeMetrics.gauge('dr_train_format_error_ratio', 'Share of rollouts with a format error'),
+  kl: nodeMetrics.gauge('dr_train_kl', 'Token-mean k3 KL to the reference policy'),
+  entropy: nodeMetrics.gauge('dr_train_entropy', 'Token-mean policy entropy'),
+  clip: nodeMetrics.gauge('dr_train_clip_ratio', 'Share of loss tokens where PPO clipping was active'),
+  length: nodeMetrics.gauge('dr_train_response_length_tokens', 'Mean generated tokens per rollout'),
+  turns: nodeMetrics.gauge('dr_train_turns_mean', 'Mean turns per rollout'),
+  tokensPerSecond: nodeMetrics.gauge(
+    'dr_train_tokens_per_second',
+    'Train-step tokens per second, all learners',
+  ),
+  toolLatency: nodeMetrics.gauge('dr_train_tool_latency_seconds', 'Mean tool-call latency in the last step'),
+  staleness: nodeMetrics.gauge(
+    'dr_weights_staleness_versions',
+    'Max weight-version lag of trained trajectories',
+  ),
+  version: nodeMetrics.gauge('dr_weights_version', 'Latest published policy weight version'),
+  step: nodeMetrics.gauge('dr_train_step', 'Training steps completed'),
+  validF1: nodeMetrics.gauge('dr_train_validation_f1', 'Held-out (dev) F1 at the last validation'),
+};
+
+/** Mirrors events onto the node's metrics, which the head's dashboard and /metrics serve. */
+export const gaugeSink: EventSink = (e) => {
+  const job = { job: e.job };
+  if (e.type === 'step') {
+    g.reward.set(job, e.rollout.rewardMean);
+    g.rewardStd.set(job, e.rollout.rewardStd);
+    g.f1.set(job, e.rollout.f1Mean);
+    g.formatErrors.set(job, e.rollout.formatErrorRate);
+    g.kl.set(job, e.learner.kl);
+    g.entropy.set(job, e.learner.entropy);
+    g.clip.set(job, e.learner.clipFraction);
+    g.length.set(job, e.rollout.responseLengthMean);
+    g.turns.set(job, e.rollout.turnsMean);
+    g.tokensPerSecond.set(job, e.tokensPerSecond);
+    g.toolLatency.set(job, e.rollout.toolLatencyMs / 1000);
+    g.staleness.set(job, e.stalenessMax);
+    g.version.set(job, e.version);
+    g.step.set(job, e.step);
+  } else if (e.type === 'validation') {
+    g.validF1.set(job, e.stats.f1Mean);
+  }
+};
