@@ -130,12 +130,13 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
   const sockets = new Set<Socket>();
   // Every pending timer (injected delays, slow pages, held timeouts), cleared on close so nothing outlives it.
   const holds = new Set<NodeJS.Timeout>();
-  const later = (ms: number, fn: () => void): void => {
+  const later = (ms: number, fn: () => void): NodeJS.Timeout => {
     const t = setTimeout(() => {
       holds.delete(t);
       fn();
     }, ms);
     holds.add(t);
+    return t;
   };
 
   const send = (
@@ -290,7 +291,8 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
     const respond = (): void => send(res, req, page.status, page.contentType, page.body);
     if (page.behaviour === 'slow') {
       stats.pageBehaviours.slow++;
-      return later(slowPageMs, respond);
+      later(slowPageMs, respond);
+      return;
     }
     respond();
   };
@@ -299,7 +301,13 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
     stats.injected[fault]++;
     if (fault === 'timeout') {
       // Accept and never answer: the client's own timeout has to fire. The socket is dropped eventually.
-      return later(injector.timeoutHoldMs, () => req.socket.destroy());
+      const t = later(injector.timeoutHoldMs, () => req.socket.destroy());
+      // A client that gives up first frees the hold at once.
+      res.on('close', () => {
+        clearTimeout(t);
+        holds.delete(t);
+      });
+      return;
     }
     const status = fault === 'error500' ? 500 : 429;
     const extra: Record<string, string> =
