@@ -1,0 +1,43 @@
+/** Start-up failures of `dr` nodes: each stops the process with a message naming the setting and the fix. */
+import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDr } from '../../runtime/testing/node-process.ts';
+
+let busy: Server;
+let busyPort: number;
+beforeAll(async () => {
+  busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  busyPort = (busy.address() as { port: number }).port;
+});
+afterAll(() => new Promise<void>((r) => busy.close(() => r())));
+
+describe('dr node start-up errors', () => {
+  it('stops on a non-numeric PET_NODE_RANK, naming the variable', async () => {
+    const out = await runDr(['start'], { PET_NODE_RANK: 'two', PET_MASTER_ADDR: '127.0.0.1', PET_MASTER_PORT: String(busyPort) });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/CONFIG_INVALID: invalid cluster setting rank \(PET_NODE_RANK or --rank\) = "two"/);
+  });
+
+  it('stops when the head port is in use and says how to fix it', async () => {
+    const out = await runDr(['head', '--port', String(busyPort), '--listen-host', '127.0.0.1']);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toMatch(/CLUSTER_PORT_IN_USE: port \d+ on 127\.0\.0\.1 is already in use\. Fix:/);
+  });
+
+  it('stops a worker whose head never answers within the join timeout', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const out = await runDr(['worker', '--head', `127.0.0.1:${port}`, '--rank', '1', '--listen-host', '127.0.0.1', '--join-timeout-ms', '300']);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toMatch(/CLUSTER_HEAD_UNREACHABLE: cannot reach the head .* Fix: start it first/);
+  });
+
+  it('stops without a token, pointing at DR_CLUSTER_TOKEN and .dr-token', async () => {
+    const out = await runDr(['head', '--port', '0'], { DR_CLUSTER_TOKEN: undefined, DR_CLUSTER_TOKEN_FILE: '/nonexistent/dr-token' });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/token.*DR_CLUSTER_TOKEN.*\.dr-token/);
+  });
+});
