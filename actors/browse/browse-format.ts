@@ -5,7 +5,8 @@
 import type { BrowseReply, PageOutcome } from './protocol.ts';
 
 function formatOutcome(outcome: PageOutcome): string {
-  const source = outcome.title === undefined || outcome.title === '' ? outcome.url : `${outcome.title} (${outcome.url})`;
+  const source =
+    outcome.title === undefined || outcome.title === '' ? outcome.url : `${outcome.title} (${outcome.url})`;
   switch (outcome.status) {
     case 'ok':
       return outcome.information.trim() === ''

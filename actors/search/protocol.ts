@@ -105,9 +105,15 @@ export const searchStatsRequestSchema = z.object({
   type: z.literal('search.stats'),
 });
 
-export const searchMessageSchema = z.discriminatedUnion('type', [webSearchRequestSchema, searchStatsRequestSchema]);
+export const searchMessageSchema = z.discriminatedUnion('type', [
+  webSearchRequestSchema,
+  searchStatsRequestSchema,
+]);
 
 /** Builds a request from a model's tool-call arguments; validation happens in the actor. */
-export function webSearchRequest(queries: string[], options: { topK?: number; region?: string; language?: string } = {}): WebSearchRequest {
+export function webSearchRequest(
+  queries: string[],
+  options: { topK?: number; region?: string; language?: string } = {},
+): WebSearchRequest {
   return { v: SEARCH_PROTOCOL_VERSION, type: 'web_search', queries, ...options };
 }

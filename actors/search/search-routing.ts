@@ -33,14 +33,21 @@ export function splitByShard(req: WebSearchRequest, nShards: number): ShardPart[
   return [...parts.values()];
 }
 
-export function mergeShardReplies(req: WebSearchRequest, parts: ShardPart[], replies: WebSearchReply[]): WebSearchReply {
+export function mergeShardReplies(
+  req: WebSearchRequest,
+  parts: ShardPart[],
+  replies: WebSearchReply[],
+): WebSearchReply {
   const results = new Array<QueryOutcome>(req.queries.length);
   parts.forEach((part, i) => {
     const reply = replies[i];
     if (reply === undefined) throw new RangeError(`no reply for shard ${part.shard}`);
     part.positions.forEach((position, j) => {
       const outcome = reply.results[j];
-      if (outcome === undefined) throw new RangeError(`shard ${part.shard} answered ${reply.results.length} of ${part.positions.length} queries`);
+      if (outcome === undefined)
+        throw new RangeError(
+          `shard ${part.shard} answered ${reply.results.length} of ${part.positions.length} queries`,
+        );
       results[position] = outcome;
     });
   });

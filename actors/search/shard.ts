@@ -14,6 +14,7 @@ function fnv1a32(text: string): number {
 }
 
 export function shardFor(key: string, nShards: number): number {
-  if (!Number.isInteger(nShards) || nShards < 1) throw new RangeError(`nShards must be a positive integer, got ${nShards}`);
+  if (!Number.isInteger(nShards) || nShards < 1)
+    throw new RangeError(`nShards must be a positive integer, got ${nShards}`);
   return fnv1a32(key) % nShards;
 }
