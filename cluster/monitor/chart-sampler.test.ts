@@ -56,7 +56,7 @@ const panels: Panels = {
       id: 'weights',
       section: 'Weights',
       title: 'Weights',
-      key: ['rank', 'actor'],
+      key: ['rank', 'job', 'actor'],
       columns: [{ label: 'version', metric: 'dr_weights_version' }],
     },
   ],

@@ -252,16 +252,22 @@ function tableView(store: MetricsStore, table: TablePanel): TableView {
       rows.set(rowKey, row);
     }
   });
+  // Key labels no reporter sets would only add empty columns.
+  const all = [...rows.values()];
+  const used = table.key.map((_, i) => all.some((row) => row[i] !== ''));
+  const keep = (_: unknown, i: number) => i >= table.key.length || used[i] === true;
   return {
     id: table.id,
     section: table.section,
     title: table.title,
-    columns: [...table.key, ...table.columns.map((c) => c.label)],
-    rows: [...rows.values()].sort(
-      (a, b) =>
-        String(a[0]).localeCompare(String(b[0]), undefined, { numeric: true }) ||
-        String(a[1]).localeCompare(String(b[1])),
-    ),
+    columns: [...table.key, ...table.columns.map((c) => c.label)].filter(keep),
+    rows: all
+      .map((row) => row.filter(keep))
+      .sort(
+        (a, b) =>
+          String(a[0]).localeCompare(String(b[0]), undefined, { numeric: true }) ||
+          String(a[1]).localeCompare(String(b[1])),
+      ),
   };
 }
 

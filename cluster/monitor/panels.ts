@@ -147,7 +147,7 @@ export const DEFAULT_PANELS: Panels = {
       id: 'weights',
       section: 'Weights',
       title: 'Weight versions',
-      key: ['rank', 'actor'],
+      key: ['rank', 'job', 'actor'],
       columns: [
         { label: 'version', metric: 'dr_weights_version' },
         { label: 'staleness', metric: 'dr_weights_staleness_versions' },
