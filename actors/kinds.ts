@@ -6,11 +6,13 @@
 import type { ActorFactory, ActorKinds } from '../runtime/actor.ts';
 import { learnerActor, learnerInboxActor } from './learner/learner-actor.ts';
 import { parameterServer } from './params/param-server.ts';
+import { jobManager } from './jobs/job-manager.ts';
 import { rolloutActor } from './rollout/rollout-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
 
 export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['rollout', rolloutActor],
+  ['jobs', jobManager],
   ['learner', learnerActor as ActorFactory<never>],
   ['learner-inbox', learnerInboxActor as ActorFactory<never>],
   ['params', parameterServer as ActorFactory<never>],

@@ -25,7 +25,9 @@ describe('loadDataset', () => {
   it('reads a sandbox split', async () => {
     const rows = await loadDataset('sandbox:test:7:400');
     expect(rows.length).toBeGreaterThan(0);
-    expect(rows.every((r) => r.dataSource === 'sandbox' && r.question.length > 0 && r.groundTruth.length > 0)).toBe(true);
+    expect(
+      rows.every((r) => r.dataSource === 'sandbox' && r.question.length > 0 && r.groundTruth.length > 0),
+    ).toBe(true);
   });
 
   it('refuses unknown specs and bad rows with typed errors', async () => {
@@ -36,7 +38,9 @@ describe('loadDataset', () => {
       const file = join(dir, 'bad.jsonl');
       await writeFile(file, '{"data_source":"x","prompt":[],"reward_model":{"ground_truth":"a"}}\n');
       await expect(loadDataset(file)).rejects.toMatchObject({ code: 'DATASET_BAD_ROW' });
-      await expect(loadDataset(join(dir, 'missing.parquet'))).rejects.toMatchObject({ code: 'DATASET_UNREADABLE' });
+      await expect(loadDataset(join(dir, 'missing.parquet'))).rejects.toMatchObject({
+        code: 'DATASET_UNREADABLE',
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -54,12 +54,18 @@ const SANDBOX_SPEC = /^sandbox:(train|dev|test)(?::(\d+)(?::(\d+))?)?$/;
 async function loadSandbox(spec: string): Promise<DatasetRow[]> {
   const match = SANDBOX_SPEC.exec(spec);
   if (match === null) {
-    throw new DrError('DATASET_BAD_SPEC', `"${spec}" is not a sandbox split; use sandbox:<train|dev|test>[:seed[:size]]`);
+    throw new DrError(
+      'DATASET_BAD_SPEC',
+      `"${spec}" is not a sandbox split; use sandbox:<train|dev|test>[:seed[:size]]`,
+    );
   }
   const [, split, seed, size] = match;
   const { generateWorld } = await import('../sandbox/world.ts');
   const { questions } = await import('../sandbox/questions.ts');
-  const world = generateWorld({ seed: Number(seed ?? 1), ...(size === undefined ? {} : { size: Number(size) }) });
+  const world = generateWorld({
+    seed: Number(seed ?? 1),
+    ...(size === undefined ? {} : { size: Number(size) }),
+  });
   return fromVerlRows(questions(world, split as 'train' | 'dev' | 'test'), spec);
 }
 

@@ -83,7 +83,13 @@ export function scoreTable(entries: readonly RolloutEntry[]): ScoreTable {
           list.reduce((s, e) => s + Math.max(0, e.em), 0),
           list.length,
         ),
-        mbe: judged.length === 0 ? null : percent(judged.reduce((s, e) => s + (e.mbe ?? 0), 0), judged.length),
+        mbe:
+          judged.length === 0
+            ? null
+            : percent(
+                judged.reduce((s, e) => s + (e.mbe ?? 0), 0),
+                judged.length,
+              ),
         judged: judged.length,
         formatErrors: list.filter((e) => e.f1 === FORMAT_ERROR_SCORE).length,
       };
@@ -107,7 +113,8 @@ export function scoreTableMarkdown(table: ScoreTable): string {
     '| source | n | F1 | EM | MBE | format errors |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...table.rows.map(
-      (r) => `| ${r.source} | ${r.trajectories} | ${cell(r.f1)} | ${cell(r.em)} | ${cell(r.mbe)} | ${r.formatErrors} |`,
+      (r) =>
+        `| ${r.source} | ${r.trajectories} | ${cell(r.f1)} | ${cell(r.em)} | ${cell(r.mbe)} | ${r.formatErrors} |`,
     ),
     `| **Avg.** | ${table.rows.reduce((s, r) => s + r.trajectories, 0)} | ${cell(table.average.f1)} | ${cell(
       table.average.em,

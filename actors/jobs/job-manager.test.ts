@@ -1,0 +1,302 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Actor, ActorFactory, ActorSystem } from '../../runtime/actor.ts';
+import { createActorSystem } from '../../runtime/local-system.ts';
+import type { BrowseReply, BrowseRequest } from '../browse/protocol.ts';
+import {
+  startOpenAITestServer,
+  type OpenAITestServer,
+  type ScriptedRequest,
+} from '../rollout/openai-test-server.ts';
+import { rolloutActor } from '../rollout/rollout-actor.ts';
+import type { Trajectory } from '../rollout/trajectory.ts';
+import type { WebSearchReply, WebSearchRequest } from '../search/protocol.ts';
+import { buildSite } from '../sandbox/site.ts';
+import { SearchIndex } from '../sandbox/search-index.ts';
+import { generateWorld } from '../sandbox/world.ts';
+import { loadDataset, type DatasetRow } from './datasets.ts';
+import { jobManager, type JobManagerArgs } from './job-manager.ts';
+import type { JobListReply, JobRecord, JobReply } from './protocol.ts';
+
+const DATA = 'sandbox:test:7:400';
+const SANDBOX = 'http://sandbox.test';
+
+// Tool actors speaking the search/browse protocols over the sandbox world's site and BM25 index.
+let index: SearchIndex;
+let pages: Map<string, { text: string; title: string }>;
+const searchKind: ActorFactory = (): Actor => ({
+  receive: (msg) => {
+    const req = msg as WebSearchRequest;
+    const reply: WebSearchReply = {
+      v: 1,
+      type: 'web_search.reply',
+      results: req.queries.map((query) => ({
+        query,
+        cached: false,
+        hits: index
+          .search(query, 10, 1)
+          .hits.map((h) => ({ title: h.title, url: `${SANDBOX}${h.path}`, snippet: h.snippet })),
+      })),
+    };
+    return reply;
+  },
+});
+const browseKind: ActorFactory = (): Actor => ({
+  receive: (msg) => {
+    const req = msg as BrowseRequest;
+    if (req.type !== 'browse_webpage') return { v: 1, type: 'browse.forget.reply', forgotten: true };
+    const reply: BrowseReply = {
+      v: 1,
+      type: 'browse_webpage.reply',
+      results: req.urls.map((url) => {
+        const page = pages.get(url.slice(SANDBOX.length));
+        return page === undefined
+          ? {
+              url,
+              status: 'failed',
+              information: '',
+              pagesRead: 0,
+              totalPages: 0,
+              error: { code: 'BROWSE_HTTP', message: '404' },
+            }
+          : {
+              url,
+              status: 'ok',
+              title: page.title,
+              information: page.text.slice(0, 1500),
+              pagesRead: 1,
+              totalPages: 1,
+            };
+      }),
+    };
+    return reply;
+  },
+});
+
+let rows: DatasetRow[];
+const truthOf = (question: string): string => rows.find((r) => r.question === question)?.groundTruth ?? '';
+
+beforeAll(async () => {
+  rows = await loadDataset(DATA);
+  const site = await buildSite(generateWorld({ seed: 7, size: 400 }));
+  index = new SearchIndex(site.indexed);
+  pages = new Map([...site.pages.values()].map((p) => [p.path, { text: p.text, title: p.title }]));
+});
+
+/** A policy that searches the question, then answers: right for even dataset rows, wrong for odd ones. */
+function scriptedPolicy(req: ScriptedRequest): string {
+  const messages = req.messages ?? [];
+  const question = messages.find((m) => m.role === 'user')?.content ?? '';
+  if (!messages.some((m) => m.content.startsWith('<tool_response>'))) {
+    return `<think>look it up</think>\n<tool_call>\n${JSON.stringify({ name: 'web_search', arguments: { query: [question] } })}\n</tool_call>`;
+  }
+  const idx = rows.findIndex((r) => r.question === question);
+  const answer = idx % 2 === 0 ? (truthOf(question).split('<|answer_split|>')[0] ?? '') : 'no idea';
+  return `<think>found it</think>\n<answer>${answer}</answer>`;
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('job manager', () => {
+  let dir: string;
+  let policy: OpenAITestServer;
+  let judge: OpenAITestServer;
+  let systems: ActorSystem[] = [];
+  let delayMs = 0;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dr-jobs-'));
+    delayMs = 0;
+    policy = await startOpenAITestServer({ reply: (req) => ({ text: scriptedPolicy(req), delayMs }) });
+    judge = await startOpenAITestServer({
+      reply: (req) => {
+        const prompt = req.messages?.[0]?.content ?? '';
+        return prompt.includes('Predicted answer: "no idea"')
+          ? '{"rationale": "no answer", "judgement": "incorrect"}'
+          : '{"rationale": "matches", "judgement": "correct"}';
+      },
+    });
+  });
+  afterEach(async () => {
+    for (const s of systems) await s.stop();
+    systems = [];
+    await policy.close();
+    await judge.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function startHead(overrides: Partial<JobManagerArgs> = {}): Promise<ActorSystem> {
+    const system = createActorSystem({
+      kinds: new Map<string, ActorFactory<never>>([
+        ['jobs', jobManager],
+        ['rollout', rolloutActor],
+        ['search', searchKind],
+        ['browse', browseKind],
+      ]),
+    });
+    systems.push(system);
+    await system.spawn({ kind: 'search', name: 'search/0' });
+    await system.spawn({ kind: 'browse', name: 'browse/0' });
+    const args: JobManagerArgs = {
+      dataDir: join(dir, 'jobs'),
+      outputsDir: join(dir, 'outputs'),
+      rolloutActors: 2,
+      leaseCheckMs: 100,
+      ...overrides,
+    };
+    await system.spawn({ kind: 'jobs', name: 'jobs', args });
+    return system;
+  }
+
+  const evaluateConfig = (extra: Record<string, unknown> = {}) => ({
+    data: DATA,
+    limit: 6,
+    n: 2,
+    project: 'proj',
+    experiment: 'exp',
+    policy: { kind: 'chat', baseURL: policy.baseURL, model: 'policy' },
+    judge: { baseURL: judge.baseURL, model: 'judge' },
+    date: '2026-11-25T00:00:00.000Z',
+    ...extra,
+  });
+
+  const get = async (system: ActorSystem, jobId: string): Promise<JobRecord> =>
+    (await system.ask<JobReply>('jobs', { v: 1, type: 'jobs.get', jobId })).job;
+
+  const finished = (system: ActorSystem, jobId: string): Promise<JobRecord> =>
+    waitFor(async () => {
+      const job = await get(system, jobId);
+      return job.state === 'running' || job.state === 'queued' ? undefined : job;
+    });
+
+  it('runs an evaluate job on the sandbox and writes the rollout file and the score table', async () => {
+    const head = await startHead();
+    const { job } = await head.ask<JobReply>('jobs', {
+      v: 1,
+      type: 'jobs.submit',
+      kind: 'evaluate',
+      config: evaluateConfig(),
+    });
+    expect(['queued', 'running']).toContain(job.state);
+    const done = await finished(head, job.id);
+    expect(done.state).toBe('succeeded');
+    expect(done.progress).toEqual({ done: 12, total: 12 });
+
+    const rolloutFile = join(dir, 'outputs', 'proj', 'exp', 'rollout', 'rollout_step_0.json');
+    expect(done.result?.paths.rollout).toBe(rolloutFile);
+    const entries = JSON.parse(await readFile(rolloutFile, 'utf8')) as Array<Record<string, unknown>>;
+    expect(entries).toHaveLength(12);
+    expect(entries.map((e) => e.idx)).toEqual([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
+    expect(entries[0]).toMatchObject({ question: rows[0]?.question, sample: 0, f1: 1, em: 1, mbe: 1 });
+    expect(entries[2]).toMatchObject({ question: rows[1]?.question, f1: 0, em: 0, mbe: 0 });
+    expect(String(entries[0]?.message_str)).toContain('<|im_start|>user\n<tool_response>');
+    // Half the questions are answered right: F1, EM and MBE are all 50%.
+    const table = await readFile(String(done.result?.paths.table), 'utf8');
+    expect(table).toContain('| sandbox | 12 | 50.00 | 50.00 | 50.00 | 0 |');
+    expect(judge.requests).toHaveLength(12);
+  });
+
+  it('refuses a bad config with a typed error and lists and logs jobs', async () => {
+    const head = await startHead();
+    await expect(
+      head.ask('jobs', { v: 1, type: 'jobs.submit', kind: 'evaluate', config: { data: DATA, n: 0 } }),
+    ).rejects.toMatchObject({ code: 'JOBS_BAD_CONFIG' });
+    const train = await head.ask<JobReply>('jobs', {
+      v: 1,
+      type: 'jobs.submit',
+      kind: 'train',
+      config: { data: DATA, steps: 3, policy: { kind: 'chat', baseURL: policy.baseURL, model: 'p' } },
+    });
+    expect(train.job).toMatchObject({ kind: 'train', state: 'queued', config: { n: 16, maxTurns: 10 } });
+    const list = await head.ask<JobListReply>('jobs', { v: 1, type: 'jobs.list' });
+    expect(list.jobs.map((j) => j.id)).toEqual([train.job.id]);
+    const logs = await head.ask<{ lines: string[] }>('jobs', {
+      v: 1,
+      type: 'jobs.logs',
+      jobId: train.job.id,
+    });
+    expect(logs.lines.join('\n')).toContain('submitted train job');
+    await expect(head.ask('jobs', { v: 1, type: 'jobs.get', jobId: 'nope' })).rejects.toMatchObject({
+      code: 'JOBS_NOT_FOUND',
+    });
+  });
+
+  it('cancels a running job: it stays cancelled and its rollouts stop', async () => {
+    delayMs = 300;
+    const head = await startHead();
+    const { job } = await head.ask<JobReply>('jobs', {
+      v: 1,
+      type: 'jobs.submit',
+      kind: 'evaluate',
+      config: evaluateConfig(),
+    });
+    await waitFor(async () => ((await get(head, job.id)).state === 'running' ? true : undefined));
+    const cancelled = await head.ask<JobReply>('jobs', { v: 1, type: 'jobs.cancel', jobId: job.id });
+    expect(cancelled.job.state).toBe('cancelled');
+    const requestsAtCancel = policy.requests.length;
+    await new Promise((r) => setTimeout(r, 800));
+    const after = await get(head, job.id);
+    expect(after.state).toBe('cancelled');
+    expect(after.progress.done).toBeLessThan(12);
+    // In-flight generations may land, but no trajectory takes another turn.
+    expect(policy.requests.length).toBeLessThanOrEqual(requestsAtCancel + 12);
+  });
+
+  it('resumes a job after a head restart without running or counting a trajectory twice', async () => {
+    delayMs = 150;
+    const first = await startHead();
+    const { job } = await first.ask<JobReply>('jobs', {
+      v: 1,
+      type: 'jobs.submit',
+      kind: 'evaluate',
+      config: evaluateConfig({ limit: 8 }),
+    });
+    await waitFor(async () => ((await get(first, job.id)).progress.done >= 4 ? true : undefined));
+    await first.stop();
+    systems = systems.filter((s) => s !== first);
+
+    const second = await startHead();
+    const done = await finished(second, job.id);
+    expect(done.state).toBe('succeeded');
+    expect(done.progress).toEqual({ done: 16, total: 16 });
+    const lines = (await readFile(join(dir, 'jobs', job.id, 'trajectories.jsonl'), 'utf8'))
+      .trim()
+      .split('\n');
+    const ids = lines.map((l) => (JSON.parse(l) as Trajectory).id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(16);
+    const entries = JSON.parse(await readFile(String(done.result?.paths.rollout), 'utf8')) as unknown[];
+    expect(entries).toHaveLength(16);
+    const logs = await second.ask<{ lines: string[] }>('jobs', { v: 1, type: 'jobs.logs', jobId: job.id });
+    expect(logs.lines.join('\n')).toContain('resuming after a job manager restart');
+  });
+
+  it('re-runs the trajectories of a rollout actor that was lost mid-job', async () => {
+    delayMs = 150;
+    const head = await startHead();
+    const { job } = await head.ask<JobReply>('jobs', {
+      v: 1,
+      type: 'jobs.submit',
+      kind: 'evaluate',
+      config: evaluateConfig(),
+    });
+    await waitFor(async () => ((await get(head, job.id)).state === 'running' ? true : undefined));
+    await new Promise((r) => setTimeout(r, 200));
+    await head.stopActor('rollout/1');
+    const done = await finished(head, job.id);
+    expect(done.state).toBe('succeeded');
+    expect(done.progress).toEqual({ done: 12, total: 12 });
+    const logs = await head.ask<{ lines: string[] }>('jobs', { v: 1, type: 'jobs.logs', jobId: job.id });
+    expect(logs.lines.join('\n')).toMatch(/re-running \d+ trajectories/);
+  });
+});

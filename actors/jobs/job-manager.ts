@@ -1,0 +1,407 @@
+/**
+ * The job manager actor (`jobs`, on the head). Jobs are journaled before they are acted on and finished
+ * trajectories are appended as they arrive, so a restarted head replays its jobs and re-dispatches only the
+ * trajectories that never reported. Work goes to RolloutActors `rollout/0..R-1` (spawned on demand, spread
+ * over the nodes and re-spawned when a node goes down); a periodic lease check asks each of them which of a
+ * job's trajectories it is still running, and re-dispatches those it lost (a killed worker). A trajectory
+ * is counted once, by id, however many times it is run or reported.
+ */
+import { randomBytes } from 'node:crypto';
+import { DrError, isDrError } from '../../config/errors.ts';
+import type { Actor, ActorFactory } from '../../runtime/actor.ts';
+import type { RolloutActorArgs } from '../rollout/rollout-actor.ts';
+import {
+  ROLLOUT_PROTOCOL_VERSION,
+  type RolloutDone,
+  type RolloutFailed,
+  type RolloutStart,
+  type RolloutStatusReply,
+  type WorkUnit,
+} from '../rollout/protocol.ts';
+import { trajectoryId } from '../rollout/run-trajectory.ts';
+import type { Trajectory } from '../rollout/trajectory.ts';
+import { loadDataset } from './datasets.ts';
+import { finishEvaluation, finishResearch, researchUnits, unitsFor } from './evaluation.ts';
+import { JobJournal } from './journal.ts';
+import {
+  configSchemas,
+  JOBS_PROTOCOL_VERSION,
+  JOB_MANAGER_NAME,
+  jobsMessageSchema,
+  TERMINAL_STATES,
+  type EvaluateConfig,
+  type JobKind,
+  type JobListReply,
+  type JobLogsReply,
+  type JobRecord,
+  type JobReply,
+  type JobResult,
+  type JobState,
+  type ResearchConfig,
+} from './protocol.ts';
+
+export interface JobManagerArgs {
+  /** Where the journal lives (survives restarts). */
+  dataDir: string;
+  /** Root of evaluation outputs (`outputs/{project}/{experiment}/rollout/...`). */
+  outputsDir: string;
+  rolloutActors?: number;
+  rolloutArgs?: RolloutActorArgs;
+  leaseCheckMs?: number;
+}
+
+interface Running {
+  units: Map<string, WorkUnit>;
+  done: Map<string, Trajectory>;
+  /** unit id -> rollout actor it was sent to (absent: waiting to be sent) */
+  assigned: Map<string, string>;
+  /** unit id -> lease checks in a row that its actor did not list it */
+  misses: Map<string, number>;
+  finishing: boolean;
+}
+
+const LOST_AFTER_MISSES = 2;
+
+function newJobId(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+  return `job-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+function errorOf(err: unknown): { code: string; message: string } {
+  return isDrError(err)
+    ? { code: err.code, message: err.message }
+    : { code: 'JOB_FAILED', message: String(err) };
+}
+
+export function createJobManager(): ActorFactory<JobManagerArgs> {
+  return (args, ctx): Actor => {
+    const journal = new JobJournal(args.dataDir);
+    const jobs = journal.replay();
+    const running = new Map<string, Running>();
+    const rolloutNames = Array.from({ length: args.rolloutActors ?? 1 }, (_, i) => `rollout/${i}`);
+    let spawned = false;
+
+    const log = (job: JobRecord, line: string): void => {
+      journal.appendLog(job.id, line);
+      ctx.log.info({ job: job.id }, line);
+    };
+
+    const setState = (job: JobRecord, state: JobState, error?: { code: string; message: string }): void => {
+      const at = new Date().toISOString();
+      journal.append({ t: 'state', at, jobId: job.id, state, ...(error === undefined ? {} : { error }) });
+      job.state = state;
+      if (state === 'running' && job.startedAt === undefined) job.startedAt = at;
+      if (TERMINAL_STATES.has(state)) {
+        job.finishedAt = at;
+        running.delete(job.id);
+      }
+      if (error !== undefined) job.error = error;
+      log(job, error === undefined ? `state ${state}` : `state ${state}: ${error.code}: ${error.message}`);
+    };
+
+    const ensureRolloutActors = async (): Promise<void> => {
+      if (spawned) return;
+      for (const name of rolloutNames) {
+        try {
+          await ctx.spawn({
+            kind: 'rollout',
+            name,
+            args: args.rolloutArgs ?? {},
+            placement: { kind: 'spread' },
+            respawnOnNodeLoss: true,
+          });
+        } catch (err) {
+          if (!isDrError(err, 'ACTOR_NAME_TAKEN')) throw err;
+        }
+      }
+      spawned = true;
+    };
+
+    const send = async (job: JobRecord, state: Running, units: WorkUnit[]): Promise<void> => {
+      if (units.length === 0) return;
+      const config = job.config as ResearchConfig | EvaluateConfig;
+      const date = config.date ?? job.startedAt ?? new Date().toISOString();
+      const chunks = rolloutNames.map(() => [] as WorkUnit[]);
+      // Barrier batches must stay on one actor: the barrier spans the whole batch.
+      units.forEach((u, i) => chunks[config.schedule === 'barrier' ? 0 : i % chunks.length]?.push(u));
+      await Promise.all(
+        chunks.map(async (chunk, i) => {
+          const name = rolloutNames[i];
+          if (chunk.length === 0 || name === undefined) return;
+          const msg: RolloutStart = {
+            v: ROLLOUT_PROTOCOL_VERSION,
+            type: 'rollout.start',
+            jobId: job.id,
+            units: chunk,
+            settings: {
+              maxTurns: config.maxTurns,
+              maxTokensPerTurn: config.maxTokensPerTurn,
+              temperature: config.temperature,
+              topP: config.topP,
+              date,
+            },
+            policy: config.policy,
+            schedule: config.schedule,
+            replyTo: JOB_MANAGER_NAME,
+          };
+          try {
+            await ctx.ask(name, msg, { timeoutMs: 30_000 });
+            for (const u of chunk) state.assigned.set(trajectoryId(u.questionId, u.sample), name);
+          } catch (err) {
+            // Left unassigned: the next lease check sends them again, re-spawning the actor if it is gone.
+            if (isDrError(err, 'ACTOR_NOT_FOUND')) spawned = false;
+            ctx.log.warn({ job: job.id, actor: name, err: errorOf(err) }, 'dispatch failed');
+          }
+        }),
+      );
+    };
+
+    const finish = async (job: JobRecord, state: Running): Promise<void> => {
+      if (state.finishing) return;
+      state.finishing = true;
+      try {
+        const trajectories = [...state.done.values()];
+        let result: JobResult;
+        if (job.kind === 'evaluate') {
+          const outcome = await finishEvaluation(job.config as EvaluateConfig, trajectories, args.outputsDir);
+          result = outcome.result;
+          const avg = outcome.table.average;
+          log(job, `scores: F1 ${avg.f1} EM ${avg.em} MBE ${avg.mbe ?? '-'} (table: ${result.paths.table})`);
+        } else {
+          result = await finishResearch(job.id, trajectories, args.outputsDir);
+        }
+        if (job.state !== 'running') return;
+        journal.append({ t: 'result', at: new Date().toISOString(), jobId: job.id, result });
+        job.result = result;
+        setState(job, 'succeeded');
+      } catch (err) {
+        if (job.state === 'running') setState(job, 'failed', errorOf(err));
+      }
+    };
+
+    const start = async (job: JobRecord): Promise<void> => {
+      if (job.state === 'queued') setState(job, 'running');
+      let units: WorkUnit[];
+      if (job.kind === 'research') {
+        units = researchUnits(job.id, job.config as ResearchConfig);
+      } else {
+        const config = job.config as EvaluateConfig;
+        const rows = await loadDataset(config.data);
+        units = unitsFor(job.id, config.limit === undefined ? rows : rows.slice(0, config.limit), config.n);
+      }
+      if (job.progress.total !== units.length) {
+        journal.append({ t: 'total', at: new Date().toISOString(), jobId: job.id, total: units.length });
+        job.progress.total = units.length;
+      }
+      const byId = new Map(units.map((u) => [trajectoryId(u.questionId, u.sample), u]));
+      const done = journal.trajectories(job.id);
+      for (const id of done.keys()) if (!byId.has(id)) done.delete(id);
+      job.progress.done = done.size;
+      const state: Running = { units: byId, done, assigned: new Map(), misses: new Map(), finishing: false };
+      running.set(job.id, state);
+      log(job, `${units.length} trajectories, ${done.size} already finished`);
+      if (done.size === units.length) {
+        await finish(job, state);
+        return;
+      }
+      await ensureRolloutActors();
+      await send(
+        job,
+        state,
+        units.filter((u) => !done.has(trajectoryId(u.questionId, u.sample))),
+      );
+    };
+
+    const launch = (job: JobRecord): void => {
+      start(job).catch((err: unknown) => {
+        if (job.state === 'running' || job.state === 'queued') setState(job, 'failed', errorOf(err));
+      });
+    };
+
+    const onDone = (msg: RolloutDone): void => {
+      const job = jobs.get(msg.jobId);
+      const state = running.get(msg.jobId);
+      if (job === undefined || state === undefined || job.state !== 'running') return;
+      const id = msg.trajectory.id;
+      if (!state.units.has(id) || state.done.has(id)) return;
+      journal.appendTrajectory(job.id, msg.trajectory);
+      state.done.set(id, msg.trajectory);
+      state.assigned.delete(id);
+      state.misses.delete(id);
+      job.progress.done = state.done.size;
+      const step = Math.max(1, Math.floor(job.progress.total / 10));
+      if (job.progress.done % step === 0) log(job, `progress ${job.progress.done}/${job.progress.total}`);
+      if (state.done.size === state.units.size) void finish(job, state);
+    };
+
+    const cancelRemote = (jobId: string): void => {
+      for (const name of rolloutNames) {
+        ctx
+          .ask(name, { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.cancel', jobId }, { timeoutMs: 10_000 })
+          .catch(() => {
+            // The actor is gone or busy; its late reports are ignored because the job is no longer running.
+          });
+      }
+    };
+
+    const leaseCheck = async (): Promise<void> => {
+      for (const [jobId, state] of running) {
+        const job = jobs.get(jobId);
+        if (job === undefined || job.state !== 'running' || state.finishing) continue;
+        const lost: WorkUnit[] = [];
+        for (const [id, unit] of state.units) {
+          if (!state.done.has(id) && !state.assigned.has(id)) lost.push(unit);
+        }
+        const holders = new Set(state.assigned.values());
+        for (const name of holders) {
+          let listed: Set<string> | null;
+          try {
+            const reply = await ctx.ask<RolloutStatusReply>(
+              name,
+              { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.status', jobId },
+              { timeoutMs: 5_000 },
+            );
+            listed = new Set(reply.running);
+          } catch {
+            listed = null;
+          }
+          for (const [id, holder] of state.assigned) {
+            if (holder !== name || state.done.has(id) || listed?.has(id) === true) {
+              if (holder === name) state.misses.delete(id);
+              continue;
+            }
+            const misses = (state.misses.get(id) ?? 0) + 1;
+            state.misses.set(id, misses);
+            const unit = state.units.get(id);
+            if (misses >= LOST_AFTER_MISSES && unit !== undefined) {
+              state.assigned.delete(id);
+              state.misses.delete(id);
+              lost.push(unit);
+            }
+          }
+        }
+        if (lost.length > 0 && running.get(jobId) === state) {
+          log(job, `re-running ${lost.length} trajectories whose rollout actor lost them`);
+          await ensureRolloutActors();
+          await send(job, state, lost);
+        }
+      }
+    };
+
+    let checking = false;
+    const timer = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      leaseCheck()
+        .catch((err: unknown) => ctx.log.warn({ err: errorOf(err) }, 'lease check failed'))
+        .finally(() => {
+          checking = false;
+        });
+    }, args.leaseCheckMs ?? 5_000);
+    timer.unref();
+
+    for (const job of jobs.values()) {
+      if (job.kind === 'train') continue;
+      if (job.state === 'running' || job.state === 'queued') {
+        journal.appendLog(job.id, 'resuming after a job manager restart');
+        launch(job);
+      }
+    }
+
+    const submit = (kind: JobKind, config: unknown): JobRecord => {
+      const parsed = configSchemas[kind].safeParse(config);
+      if (!parsed.success) {
+        const issues = parsed.error.issues
+          .map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`)
+          .join('; ');
+        throw new DrError('JOBS_BAD_CONFIG', `invalid ${kind} job config: ${issues}`);
+      }
+      const job: JobRecord = {
+        id: newJobId(),
+        kind,
+        config: parsed.data,
+        state: 'queued',
+        createdAt: new Date().toISOString(),
+        progress: { done: 0, total: 0 },
+      };
+      journal.append({ t: 'submitted', at: job.createdAt, job });
+      jobs.set(job.id, job);
+      log(job, `submitted ${kind} job`);
+      if (kind === 'train') log(job, 'queued until a training runner is registered by the learner');
+      else launch(job);
+      return job;
+    };
+
+    const find = (jobId: string): JobRecord => {
+      const job = jobs.get(jobId);
+      if (job === undefined)
+        throw new DrError('JOBS_NOT_FOUND', `no job ${jobId}; list jobs with \`dr jobs\``);
+      return job;
+    };
+
+    const reply = (job: JobRecord): JobReply => ({ v: JOBS_PROTOCOL_VERSION, type: 'jobs.job', job });
+
+    return {
+      receive(raw: unknown): unknown {
+        const type = (raw as { type?: unknown } | null)?.type;
+        if (type === 'rollout.done') return onDone(raw as RolloutDone);
+        if (type === 'rollout.failed') {
+          const msg = raw as RolloutFailed;
+          const job = jobs.get(msg.jobId);
+          if (job?.state === 'running') {
+            setState(job, 'failed', msg.error);
+            cancelRemote(job.id);
+          }
+          return undefined;
+        }
+        const parsed = jobsMessageSchema.safeParse(raw);
+        if (!parsed.success) {
+          throw new DrError(
+            'JOBS_BAD_REQUEST',
+            `job manager got a malformed message: ${parsed.error.message}`,
+          );
+        }
+        const msg = parsed.data;
+        switch (msg.type) {
+          case 'jobs.submit':
+            return reply(submit(msg.kind, msg.config));
+          case 'jobs.list': {
+            const list: JobListReply = {
+              v: JOBS_PROTOCOL_VERSION,
+              type: 'jobs.list.reply',
+              jobs: [...jobs.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
+            };
+            return list;
+          }
+          case 'jobs.get':
+            return reply(find(msg.jobId));
+          case 'jobs.logs': {
+            find(msg.jobId);
+            const lines = journal.logLines(msg.jobId);
+            const after = msg.after ?? 0;
+            const logs: JobLogsReply = {
+              v: 1,
+              type: 'jobs.logs.reply',
+              lines: lines.slice(after),
+              next: lines.length,
+            };
+            return logs;
+          }
+          case 'jobs.cancel': {
+            const job = find(msg.jobId);
+            if (!TERMINAL_STATES.has(job.state)) {
+              setState(job, 'cancelled');
+              cancelRemote(job.id);
+            }
+            return reply(job);
+          }
+        }
+      },
+      stop(): void {
+        clearInterval(timer);
+      },
+    };
+  };
+}
+
+export const jobManager = createJobManager();

@@ -1,0 +1,141 @@
+/**
+ * Messages the job manager (`jobs`, on the head) accepts (protocol version 1), the job configurations it
+ * validates, and the job record it keeps. Users reach it through the `dr submit|jobs|logs|cancel` commands;
+ * RolloutActors tell it `rollout.done` / `rollout.failed` (actors/rollout/protocol.ts).
+ */
+import { z } from 'zod';
+import { policyConfigSchema } from '../rollout/protocol.ts';
+
+export const JOBS_PROTOCOL_VERSION = 1;
+export const JOB_MANAGER_NAME = 'jobs';
+
+export type JobKind = 'research' | 'evaluate' | 'train';
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['succeeded', 'failed', 'cancelled']);
+
+const rolloutFields = {
+  policy: policyConfigSchema,
+  maxTurns: z.number().int().min(1).max(100).default(10),
+  maxTokensPerTurn: z.number().int().min(1).max(131_072).default(2048),
+  temperature: z.number().min(0).max(5).default(1),
+  topP: z.number().gt(0).max(1).default(1),
+  schedule: z.enum(['async', 'barrier']).default('async'),
+  /** ISO date the system prompt states; default: when the job starts. */
+  date: z.iso.datetime().optional(),
+};
+
+const judgeSchema = z.object({
+  baseURL: z.url(),
+  model: z.string().min(1),
+  apiKeyEnv: z.string().min(1).optional(),
+});
+
+export const researchConfigSchema = z.object({
+  question: z.string().trim().min(1, 'a research job needs a question'),
+  groundTruth: z.string().optional(),
+  n: z.number().int().min(1).max(1024).default(1),
+  ...rolloutFields,
+});
+
+export const evaluateConfigSchema = z.object({
+  /** A .parquet/.jsonl path (on the head) or sandbox:<split>[:seed[:size]]. */
+  data: z.string().min(1),
+  limit: z.number().int().min(1).optional(),
+  n: z.number().int().min(1).max(1024).default(1),
+  project: z
+    .string()
+    .regex(/^[\w.-]+$/, 'project: letters, digits, . _ -')
+    .default('deepresearcher'),
+  experiment: z
+    .string()
+    .regex(/^[\w.-]+$/, 'experiment: letters, digits, . _ -')
+    .default('eval'),
+  step: z.number().int().min(0).default(0),
+  judge: judgeSchema.optional(),
+  ...rolloutFields,
+});
+
+/** Accepted and validated here; run by the learner's training loop once it registers a runner. */
+export const trainConfigSchema = z.looseObject({
+  data: z.string().min(1),
+  steps: z.number().int().min(1),
+  questionsPerStep: z.number().int().min(1).default(256),
+  n: z.number().int().min(2).max(1024).default(16),
+  ...rolloutFields,
+});
+
+export type ResearchConfig = z.infer<typeof researchConfigSchema>;
+export type EvaluateConfig = z.infer<typeof evaluateConfigSchema>;
+export type TrainConfig = z.infer<typeof trainConfigSchema>;
+export type JobConfig = ResearchConfig | EvaluateConfig | TrainConfig;
+
+export const configSchemas = {
+  research: researchConfigSchema,
+  evaluate: evaluateConfigSchema,
+  train: trainConfigSchema,
+} as const;
+
+export interface JobResult {
+  /** Files the job wrote (absolute paths on the head). */
+  paths: Record<string, string>;
+  /** Small summary: the answers of a research job, the score table of an evaluation. */
+  summary?: unknown;
+}
+
+export interface JobRecord {
+  id: string;
+  kind: JobKind;
+  config: JobConfig;
+  state: JobState;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  progress: { done: number; total: number };
+  result?: JobResult;
+  error?: { code: string; message: string };
+}
+
+export type JobsMessage =
+  | { v: 1; type: 'jobs.submit'; kind: JobKind; config: unknown }
+  | { v: 1; type: 'jobs.list' }
+  | { v: 1; type: 'jobs.get'; jobId: string }
+  | { v: 1; type: 'jobs.logs'; jobId: string; after?: number }
+  | { v: 1; type: 'jobs.cancel'; jobId: string };
+
+export interface JobReply {
+  v: 1;
+  type: 'jobs.job';
+  job: JobRecord;
+}
+
+export interface JobListReply {
+  v: 1;
+  type: 'jobs.list.reply';
+  jobs: JobRecord[];
+}
+
+export interface JobLogsReply {
+  v: 1;
+  type: 'jobs.logs.reply';
+  /** Log lines after line number `after` (0-based count already seen). */
+  lines: string[];
+  next: number;
+}
+
+export const jobsMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    v: z.literal(JOBS_PROTOCOL_VERSION),
+    type: z.literal('jobs.submit'),
+    kind: z.enum(['research', 'evaluate', 'train']),
+    config: z.unknown(),
+  }),
+  z.object({ v: z.literal(JOBS_PROTOCOL_VERSION), type: z.literal('jobs.list') }),
+  z.object({ v: z.literal(JOBS_PROTOCOL_VERSION), type: z.literal('jobs.get'), jobId: z.string().min(1) }),
+  z.object({
+    v: z.literal(JOBS_PROTOCOL_VERSION),
+    type: z.literal('jobs.logs'),
+    jobId: z.string().min(1),
+    after: z.number().int().min(0).optional(),
+  }),
+  z.object({ v: z.literal(JOBS_PROTOCOL_VERSION), type: z.literal('jobs.cancel'), jobId: z.string().min(1) }),
+]);
