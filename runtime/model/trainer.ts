@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node';
 import { DrError } from '../../config/errors.ts';
 import { Graph } from '../onnx/index.ts';
 import type { AdamWConfig } from '../onnx/adamw.ts';
-import { OnnxSession, SessionCache, familyKey, type SessionConfig } from '../onnx/session.ts';
+import type { OnnxSession } from '../onnx/session.ts';
+import { SessionCache, familyKey, type SessionConfig } from '../onnx/session.ts';
 import { qwen2ParamShapes, type Qwen2Config } from './qwen2-config.ts';
 import { weightsAsParams } from './qwen2-graph.ts';
 import {
