@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 const commandGroups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./commands/cluster.ts'),
   () => import('./commands/score.ts'),
+  () => import('./commands/jobs.ts'),
   () => import('./commands/monitor.ts'),
   () => import('./commands/sandbox.ts'),
 ];

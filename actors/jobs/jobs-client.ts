@@ -1,0 +1,82 @@
+/**
+ * The job manager as seen from outside the cluster (the `dr` CLI, scripts, tests): typed calls over a
+ * cluster client, and `ensureJobManager`, which spawns the `jobs` actor on the head the first time it is
+ * needed (it then replays its journal, so a re-spawn after a head restart resumes unfinished jobs).
+ */
+import { isDrError } from '../../config/errors.ts';
+import type { ClusterClient } from '../../runtime/client.ts';
+import type { JobManagerArgs } from './job-manager.ts';
+import {
+  JOBS_PROTOCOL_VERSION,
+  JOB_MANAGER_NAME,
+  type JobKind,
+  type JobListReply,
+  type JobLogsReply,
+  type JobRecord,
+  type JobReply,
+} from './protocol.ts';
+
+export const DEFAULT_JOB_MANAGER_ARGS: JobManagerArgs = {
+  dataDir: '.data/jobs',
+  outputsDir: 'outputs',
+  rolloutActors: 2,
+};
+
+type Asker = Pick<ClusterClient, 'ask' | 'spawn'>;
+
+export async function ensureJobManager(
+  client: Asker,
+  args: JobManagerArgs = DEFAULT_JOB_MANAGER_ARGS,
+): Promise<void> {
+  try {
+    await client.ask(
+      JOB_MANAGER_NAME,
+      { v: JOBS_PROTOCOL_VERSION, type: 'jobs.list' },
+      { timeoutMs: 10_000 },
+    );
+    return;
+  } catch (err) {
+    if (!isDrError(err, 'ACTOR_NOT_FOUND')) throw err;
+  }
+  try {
+    await client.spawn({
+      kind: 'jobs',
+      name: JOB_MANAGER_NAME,
+      args,
+      placement: { kind: 'rank', rank: 0 },
+      supervision: { strategy: 'restart' },
+    });
+  } catch (err) {
+    if (!isDrError(err, 'ACTOR_NAME_TAKEN')) throw err;
+  }
+}
+
+export class JobsClient {
+  constructor(private readonly client: Asker) {}
+
+  async submit(kind: JobKind, config: unknown): Promise<JobRecord> {
+    const reply = await this.client.ask<JobReply>(JOB_MANAGER_NAME, {
+      v: 1,
+      type: 'jobs.submit',
+      kind,
+      config,
+    });
+    return reply.job;
+  }
+
+  async list(): Promise<JobRecord[]> {
+    return (await this.client.ask<JobListReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.list' })).jobs;
+  }
+
+  async get(jobId: string): Promise<JobRecord> {
+    return (await this.client.ask<JobReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.get', jobId })).job;
+  }
+
+  async logs(jobId: string, after = 0): Promise<JobLogsReply> {
+    return this.client.ask<JobLogsReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.logs', jobId, after });
+  }
+
+  async cancel(jobId: string): Promise<JobRecord> {
+    return (await this.client.ask<JobReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.cancel', jobId })).job;
+  }
+}

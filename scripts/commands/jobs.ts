@@ -1,0 +1,273 @@
+/**
+ * `dr submit research|evaluate|train`, `dr jobs`, `dr logs JOB`, `dr cancel JOB`: users' jobs on a running
+ * cluster, through the job manager on the head. `--wait` follows a job to its end (a progress bar on a
+ * terminal, progress lines otherwise) and exits non-zero unless it succeeded.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { resolveClusterToken } from '../../config/cluster.ts';
+import { isDrError } from '../../config/errors.ts';
+import { connectClient, type ClusterClient } from '../../runtime/client.ts';
+import { ensureJobManager, JobsClient } from '../../actors/jobs/jobs-client.ts';
+import { TERMINAL_STATES, type JobKind, type JobRecord } from '../../actors/jobs/protocol.ts';
+
+interface ConnectFlags {
+  head?: string;
+  tokenFile?: string;
+}
+
+interface RolloutFlags extends ConnectFlags {
+  policyUrl?: string;
+  model?: string;
+  policyKind?: string;
+  apiKeyEnv?: string;
+  nativeTools?: boolean;
+  maxTurns?: string;
+  maxTokens?: string;
+  temperature?: string;
+  schedule?: string;
+  n?: string;
+  wait?: boolean;
+}
+
+async function withJobs(flags: ConnectFlags, use: (jobs: JobsClient) => Promise<void>): Promise<void> {
+  const head =
+    flags.head ?? `${process.env.PET_MASTER_ADDR ?? '127.0.0.1'}:${process.env.PET_MASTER_PORT ?? 29500}`;
+  let client: ClusterClient | undefined;
+  try {
+    client = await connectClient({ head, token: resolveClusterToken({ tokenFile: flags.tokenFile }) });
+    await ensureJobManager(client);
+    await use(new JobsClient(client));
+  } catch (err) {
+    const message = isDrError(err) ? `${err.code}: ${err.message}` : String(err);
+    process.stderr.write(`dr: ${message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await client?.close();
+  }
+}
+
+const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+
+function rolloutConfig(f: RolloutFlags): Record<string, unknown> {
+  const baseURL = f.policyUrl ?? process.env.DR_POLICY_URL;
+  const model = f.model ?? process.env.DR_POLICY_MODEL;
+  const config: Record<string, unknown> = {
+    policy: {
+      kind: f.policyKind ?? 'chat',
+      baseURL,
+      model,
+      ...(f.apiKeyEnv === undefined ? {} : { apiKeyEnv: f.apiKeyEnv }),
+      ...(f.nativeTools === true ? { tools: 'native' } : {}),
+    },
+  };
+  const set = (key: string, value: unknown): void => {
+    if (value !== undefined) config[key] = value;
+  };
+  set('maxTurns', num(f.maxTurns));
+  set('maxTokensPerTurn', num(f.maxTokens));
+  set('temperature', num(f.temperature));
+  set('schedule', f.schedule);
+  set('n', num(f.n));
+  return config;
+}
+
+function rolloutOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--policy-url <url>',
+      'OpenAI-compatible base URL of the policy, e.g. http://host:8000/v1 (DR_POLICY_URL)',
+    )
+    .option('--model <name>', 'model name at that endpoint (DR_POLICY_MODEL)')
+    .option('--policy-kind <kind>', 'chat (chat completions) or completions (raw completions with token ids)')
+    .option('--api-key-env <VAR>', 'environment variable on the workers that holds the API key')
+    .option('--native-tools', 'send tool definitions and read native tool_calls (hosted APIs)')
+    .option('--max-turns <n>', 'turns per trajectory (default 10)')
+    .option('--max-tokens <n>', 'tokens per turn (default 2048)')
+    .option('--temperature <t>', 'sampling temperature (default 1)')
+    .option('--schedule <s>', 'async (default) or barrier (the original turn-synchronous schedule)')
+    .option('--wait', 'follow the job until it ends')
+    .option(
+      '--head <host:port>',
+      "the head's address (default PET_MASTER_ADDR:PET_MASTER_PORT or 127.0.0.1:29500)",
+    )
+    .option(
+      '--token-file <path>',
+      'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)',
+    );
+}
+
+function describe(job: JobRecord): string {
+  const progress = job.progress.total === 0 ? '-' : `${job.progress.done}/${job.progress.total}`;
+  return `${job.id}  ${job.kind.padEnd(8)}  ${job.state.padEnd(9)}  ${progress.padStart(11)}  ${job.createdAt}`;
+}
+
+function printOutcome(job: JobRecord): void {
+  process.stdout.write(`${job.id} ${job.state}\n`);
+  if (job.error !== undefined) process.stdout.write(`error: ${job.error.code}: ${job.error.message}\n`);
+  for (const [name, path] of Object.entries(job.result?.paths ?? {}))
+    process.stdout.write(`${name}: ${path}\n`);
+  if (job.kind === 'research' && Array.isArray(job.result?.summary)) {
+    for (const s of job.result.summary as Array<{ sample: number; answer: string | null }>) {
+      process.stdout.write(`answer[${s.sample}]: ${s.answer ?? '(none)'}\n`);
+    }
+  }
+}
+
+async function follow(jobs: JobsClient, job: JobRecord): Promise<JobRecord> {
+  const tty = process.stdout.isTTY === true;
+  const bar = tty
+    ? new SingleBar({ format: `${job.id} [{bar}] {value}/{total} {state}` }, Presets.shades_classic)
+    : null;
+  let current = job;
+  let last = '';
+  bar?.start(Math.max(1, current.progress.total), current.progress.done, { state: current.state });
+  while (!TERMINAL_STATES.has(current.state)) {
+    await new Promise((r) => setTimeout(r, 500));
+    current = await jobs.get(job.id);
+    if (bar !== null) {
+      bar.setTotal(Math.max(1, current.progress.total));
+      bar.update(current.progress.done, { state: current.state });
+    } else {
+      const line = `${current.state} ${current.progress.done}/${current.progress.total}`;
+      if (line !== last) process.stdout.write(`progress ${line}\n`);
+      last = line;
+    }
+  }
+  bar?.stop();
+  return current;
+}
+
+async function submit(
+  flags: ConnectFlags & { wait?: boolean },
+  kind: JobKind,
+  config: unknown,
+): Promise<void> {
+  await withJobs(flags, async (jobs) => {
+    let job = await jobs.submit(kind, config);
+    process.stdout.write(`submitted ${job.id}\n`);
+    if (flags.wait !== true) return;
+    job = await follow(jobs, job);
+    printOutcome(job);
+    if (job.state !== 'succeeded') process.exitCode = 1;
+  });
+}
+
+export function register(program: Command): void {
+  const submitCmd = program.command('submit').description('Send a job to the cluster');
+
+  rolloutOptions(submitCmd.command('research').description('Research one question'))
+    .requiredOption('--question <text>', 'the question')
+    .option('--ground-truth <aliases>', 'known answer(s), joined by <|answer_split|>, to score the result')
+    .option('--n <k>', 'independent rollouts (default 1)')
+    .action(async (f: RolloutFlags & { question: string; groundTruth?: string }) => {
+      const config = {
+        ...rolloutConfig(f),
+        question: f.question,
+        ...(f.groundTruth === undefined ? {} : { groundTruth: f.groundTruth }),
+      };
+      await submit(f, 'research', config);
+    });
+
+  rolloutOptions(submitCmd.command('evaluate').description('Evaluate the policy on a dataset'))
+    .requiredOption(
+      '--data <file>',
+      '.parquet / .jsonl path on the head, or sandbox:<train|dev|test>[:seed[:size]]',
+    )
+    .option('--limit <n>', 'first N questions only')
+    .option('--n <k>', 'rollouts per question (default 1)')
+    .option('--project <name>', 'outputs/{project}/... (default deepresearcher)')
+    .option('--experiment <name>', 'outputs/{project}/{experiment}/... (default eval)')
+    .option('--step <k>', 'rollout_step_{k}.json (default 0)')
+    .option('--judge-url <url>', 'OpenAI-compatible base URL of the MBE judge')
+    .option('--judge-model <name>', 'judge model name')
+    .option('--judge-key-env <VAR>', 'environment variable on the head holding the judge API key')
+    .action(
+      async (
+        f: RolloutFlags & {
+          data: string;
+          limit?: string;
+          project?: string;
+          experiment?: string;
+          step?: string;
+          judgeUrl?: string;
+          judgeModel?: string;
+          judgeKeyEnv?: string;
+        },
+      ) => {
+        const config: Record<string, unknown> = { ...rolloutConfig(f), data: f.data };
+        if (f.limit !== undefined) config.limit = Number(f.limit);
+        if (f.project !== undefined) config.project = f.project;
+        if (f.experiment !== undefined) config.experiment = f.experiment;
+        if (f.step !== undefined) config.step = Number(f.step);
+        if (f.judgeUrl !== undefined) {
+          config.judge = {
+            baseURL: f.judgeUrl,
+            model: f.judgeModel ?? 'judge',
+            ...(f.judgeKeyEnv === undefined ? {} : { apiKeyEnv: f.judgeKeyEnv }),
+          };
+        }
+        await submit(f, 'evaluate', config);
+      },
+    );
+
+  submitCmd
+    .command('train')
+    .description('Train the policy with GRPO (run by the learner; the config is validated now)')
+    .requiredOption(
+      '--config <file>',
+      'JSON training config: {data, steps, questionsPerStep, n, policy, ...}',
+    )
+    .option('--head <host:port>', "the head's address")
+    .option('--token-file <path>', 'file holding the cluster token')
+    .action(async (f: ConnectFlags & { config: string }) => {
+      const config = JSON.parse(await readFile(f.config, 'utf8')) as unknown;
+      await submit(f, 'train', config);
+    });
+
+  program
+    .command('jobs')
+    .description('List the jobs on the cluster')
+    .option('--json', 'print the job records as JSON')
+    .option('--head <host:port>', "the head's address")
+    .option('--token-file <path>', 'file holding the cluster token')
+    .action(async (f: ConnectFlags & { json?: boolean }) => {
+      await withJobs(f, async (jobs) => {
+        const list = await jobs.list();
+        if (f.json === true) process.stdout.write(`${JSON.stringify(list)}\n`);
+        else process.stdout.write(list.length === 0 ? 'no jobs\n' : `${list.map(describe).join('\n')}\n`);
+      });
+    });
+
+  program
+    .command('logs <job>')
+    .description("Print a job's log")
+    .option('--follow', 'keep printing until the job ends')
+    .option('--head <host:port>', "the head's address")
+    .option('--token-file <path>', 'file holding the cluster token')
+    .action(async (jobId: string, f: ConnectFlags & { follow?: boolean }) => {
+      await withJobs(f, async (jobs) => {
+        let after = 0;
+        for (;;) {
+          const logs = await jobs.logs(jobId, after);
+          for (const line of logs.lines) process.stdout.write(`${line}\n`);
+          after = logs.next;
+          if (f.follow !== true || TERMINAL_STATES.has((await jobs.get(jobId)).state)) break;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      });
+    });
+
+  program
+    .command('cancel <job>')
+    .description('Cancel a job')
+    .option('--head <host:port>', "the head's address")
+    .option('--token-file <path>', 'file holding the cluster token')
+    .action(async (jobId: string, f: ConnectFlags) => {
+      await withJobs(f, async (jobs) => {
+        const job = await jobs.cancel(jobId);
+        process.stdout.write(`${job.id} ${job.state}\n`);
+      });
+    });
+}
