@@ -371,13 +371,26 @@ const RULES: Readonly<Record<string, GradRule>> = {
     const flat = isStatic(rest)
       ? op.reshape(ctx.gy, [-1, ...rest])
       : op.reshape(ctx.gy, op.concat([g.constant([-1], 'int64'), op.shapeOf(data, 1)], 0));
-    return [op.scatterND(op.zerosLike(data), idx, flat, 'add'), null];
+    return [inScatterDtype(data, (zeros, dt) => op.scatterND(zeros, idx, op.cast(flat, dt), 'add')), null];
   },
   GatherElements: (ctx) => {
     const [data, indices] = ctx.node.inputs as [Tensor, Tensor];
-    return [op.scatterElements(op.zerosLike(data), indices, ctx.gy, intAttr(ctx.node, 'axis', 0), 'add'), null];
+    const axis = intAttr(ctx.node, 'axis', 0);
+    return [inScatterDtype(data, (zeros, dt) => op.scatterElements(zeros, indices, op.cast(ctx.gy, dt), axis, 'add')), null];
   },
 };
+
+/**
+ * Runs a scatter-add into zeros like `data`, in float32 for 16-bit floats: onnxruntime's CPU provider has
+ * no float16 kernel for ScatterND/ScatterElements with a reduction, and accumulating in float32 is more
+ * accurate anyway.
+ */
+function inScatterDtype(data: Tensor, scatter: (zeros: Tensor, dt: Tensor['dtype']) => Tensor): Tensor {
+  const half = data.dtype === 'float16' || data.dtype === 'bfloat16';
+  const dt = half ? 'float32' : data.dtype;
+  const zeros = op.constantOfShape(op.shapeOf(data), 0, dt, data.shape);
+  return op.cast(scatter(zeros, dt), data.dtype);
+}
 
 function lift64(g: Graph, v: Tensor | number): Tensor {
   return typeof v === 'number' ? g.constant(v, 'int64') : v;

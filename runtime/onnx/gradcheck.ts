@@ -21,16 +21,15 @@ export interface GradCheckOptions {
 }
 
 /**
- * `build` declares float inputs (their names are the keys of `feeds`), returns a single-element loss and
- * the inputs to differentiate; every one of them must be fed.
+ * `build` declares the graph's inputs and returns a single-element loss, the float inputs to
+ * differentiate, and feeds for every input.
  */
 export async function gradCheck(
-  build: (g: Graph) => { loss: Tensor; wrt: readonly Tensor[] },
-  feeds: Record<string, ort.Tensor>,
+  build: (g: Graph) => { loss: Tensor; wrt: readonly Tensor[]; feeds: Record<string, ort.Tensor> },
   options: GradCheckOptions = {},
 ): Promise<GradCheckResult> {
   const g = new Graph('gradcheck');
-  const { loss, wrt } = build(g);
+  const { loss, wrt, feeds } = build(g);
   const grads = grad(loss, wrt);
   g.output(loss, 'loss');
   grads.forEach((t, i) => g.output(t, `grad_${i}`));
