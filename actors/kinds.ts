@@ -7,8 +7,10 @@ import type { ActorFactory, ActorKinds } from '../runtime/actor.ts';
 import { learnerActor, learnerInboxActor } from './learner/learner-actor.ts';
 import { parameterServer } from './params/param-server.ts';
 import { jobManager } from './jobs/job-manager.ts';
+import { browseActor } from './browse/browse-actor.ts';
 import { rolloutActor } from './rollout/rollout-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
+import { searchActor } from './search/search-actor.ts';
 
 export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['rollout', rolloutActor],
@@ -17,4 +19,6 @@ export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['learner-inbox', learnerInboxActor as ActorFactory<never>],
   ['params', parameterServer as ActorFactory<never>],
   ['sandbox', sandboxActor as ActorFactory<never>],
+  ['search', searchActor as ActorFactory<never>],
+  ['browse', browseActor as ActorFactory<never>],
 ]);

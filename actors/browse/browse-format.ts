@@ -22,5 +22,7 @@ function formatOutcome(outcome: PageOutcome): string {
 }
 
 export function formatBrowseResponse(reply: BrowseReply): string {
+  if (reply.error !== undefined && reply.results.length === 0)
+    return `(browse_webpage refused: ${reply.error.message})`;
   return reply.results.map(formatOutcome).join('\n\n');
 }

@@ -1,7 +1,8 @@
 /**
  * Messages a BrowseActor accepts and the replies it sends (protocol version 1). Plain, msgpack-encodable
- * data; the actor validates every message with the schemas below and answers a bad one with
- * `BROWSE_BAD_REQUEST`.
+ * data; the actor validates every message with the schemas below and answers a bad one with a reply whose
+ * `error.code` is `BROWSE_BAD_REQUEST` (a reply, not a thrown error: a bad tool call must not restart the
+ * actor and wipe the memories of every trajectory it serves).
  *
  * Routing: each trajectory's short-term memory lives in one BrowseActor, so every browse of a trajectory must
  * go to the same actor: `browse/<browseShardFor(trajectoryId, n)>` (browse-routing.ts).
@@ -50,8 +51,10 @@ export interface PageOutcome {
 export interface BrowseReply {
   v: 1;
   type: 'browse_webpage.reply';
-  /** Same order and length as the request's `urls`. */
+  /** Same order and length as the request's `urls`; empty when the whole request was refused. */
   results: PageOutcome[];
+  /** Set when the whole request was refused (BROWSE_BAD_REQUEST); per-URL failures are in `results`. */
+  error?: { code: string; message: string };
 }
 
 /** Drop a finished trajectory's memory (optional: memory is bounded and evicts old trajectories anyway). */

@@ -1,7 +1,8 @@
 /**
  * Messages a SearchActor accepts and the replies it sends (protocol version 1). Everything here is plain,
  * msgpack-encodable data. Callers validate nothing themselves: the actor validates every message with the
- * schemas below and answers a bad one with `SEARCH_BAD_REQUEST`.
+ * schemas below and answers a bad one with a reply whose `error.code` is `SEARCH_BAD_REQUEST` (a reply, not
+ * a thrown error, so a bad tool call never restarts the actor).
  *
  * Routing: the cache is sharded by key across SearchActors named `search/<shard>`. A caller splits a tool
  * call by shard with `splitByShard` (search-routing.ts) so each query goes to the actor that owns its cache
@@ -54,8 +55,10 @@ export interface QueryOutcome {
 export interface WebSearchReply {
   v: 1;
   type: 'web_search.reply';
-  /** Same order and length as the request's `queries`. */
+  /** Same order and length as the request's `queries`; empty when the whole request was refused. */
   results: QueryOutcome[];
+  /** Set when the whole request was refused (SEARCH_BAD_REQUEST); per-query failures are in `results`. */
+  error?: SearchError;
 }
 
 /** Counters of one SearchActor (its cache shard and its API calls). */

@@ -16,5 +16,7 @@ function formatOutcome(outcome: QueryOutcome): string {
 }
 
 export function formatSearchResponse(reply: WebSearchReply): string {
+  if (reply.error !== undefined && reply.results.length === 0)
+    return `(web_search refused: ${reply.error.message})`;
   return reply.results.map(formatOutcome).join('\n\n');
 }

@@ -57,6 +57,19 @@ describe('splitByShard and askWebSearch', () => {
     expect(parts).toHaveLength(1);
   });
 
+  it('spreads a shard refusal over that shard’s queries', () => {
+    const req = webSearchRequest(['a', 'b']);
+    const parts = splitByShard(req, 1);
+    const error = { code: 'SEARCH_BAD_REQUEST', message: 'bad' };
+
+    const merged = mergeShardReplies(req, parts, [{ v: 1, type: 'web_search.reply', results: [], error }]);
+
+    expect(merged.results).toEqual([
+      { query: 'a', hits: [], cached: false, error },
+      { query: 'b', hits: [], cached: false, error },
+    ]);
+  });
+
   it('refuses a shard reply that lacks some of its queries', () => {
     const req = webSearchRequest(['a', 'b']);
     const parts = splitByShard(req, 1);

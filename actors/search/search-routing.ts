@@ -43,7 +43,12 @@ export function mergeShardReplies(
     const reply = replies[i];
     if (reply === undefined) throw new RangeError(`no reply for shard ${part.shard}`);
     part.positions.forEach((position, j) => {
-      const outcome = reply.results[j];
+      const query = part.request.queries[j] as string;
+      // A shard that refused the whole request: the refusal applies to each of its queries.
+      const outcome =
+        reply.error !== undefined && reply.results.length === 0
+          ? { query, hits: [], cached: false, error: reply.error }
+          : reply.results[j];
       if (outcome === undefined)
         throw new RangeError(
           `shard ${part.shard} answered ${reply.results.length} of ${part.positions.length} queries`,

@@ -1,0 +1,79 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ActorSystem } from '../../runtime/actor.ts';
+import { createActorSystem } from '../../runtime/local-system.ts';
+import { browseActor } from './browse-actor.ts';
+import { browseActorFor } from './browse-routing.ts';
+import { ARTICLE_FACT, startTestSite, type TestSite } from './browse-test-site.ts';
+import type { BrowseReply, BrowseStatsReply, ForgetTrajectoryReply } from './protocol.ts';
+import { browseRequest } from './protocol.ts';
+
+let site: TestSite;
+let s: ActorSystem;
+
+beforeAll(async () => {
+  site = await startTestSite();
+});
+
+afterAll(async () => {
+  await site.close();
+});
+
+afterEach(async () => {
+  await s.stop();
+});
+
+async function start(shards: number, allowCidrs: string[] = ['127.0.0.1/32']): Promise<void> {
+  s = createActorSystem({ kinds: new Map([['browse', browseActor as never]]) });
+  for (let i = 0; i < shards; i++)
+    await s.spawn({ kind: 'browse', name: `browse/${i}`, args: { allowCidrs } });
+}
+
+const Q = 'How long is the Zorblat Bridge?';
+
+describe('BrowseActor', () => {
+  it('browses for a trajectory at the shard that owns its memory, and forgets it on request', async () => {
+    await start(4);
+    const owner = browseActorFor('traj-7', 4);
+
+    const first = await s.ask<BrowseReply>(owner, browseRequest([`${site.url}/article`], Q, 'traj-7'));
+    const forgot = await s.ask<ForgetTrajectoryReply>(owner, {
+      v: 1,
+      type: 'browse.forget',
+      trajectoryId: 'traj-7',
+    });
+    const afterForget = await s.ask<BrowseReply>(owner, browseRequest([`${site.url}/article`], Q, 'traj-7'));
+
+    expect(first.results[0]?.information).toContain(ARTICLE_FACT);
+    expect(forgot.forgotten).toBe(true);
+    expect(afterForget.results[0]?.information).toContain(ARTICLE_FACT);
+  });
+
+  it('refuses loopback pages when the sandbox is not allow-listed', async () => {
+    await start(1, []);
+
+    const reply = await s.ask<BrowseReply>('browse/0', browseRequest([`${site.url}/article`], Q, 't'));
+
+    expect(reply.results[0]).toMatchObject({ status: 'refused', error: { code: 'BROWSE_BLOCKED_ADDRESS' } });
+  });
+
+  it('answers a malformed call with BROWSE_BAD_REQUEST and keeps its trajectories’ memories', async () => {
+    await start(1);
+    await s.ask('browse/0', browseRequest([`${site.url}/article`], Q, 't'));
+
+    const bad = await s.ask<BrowseReply>('browse/0', { v: 1, type: 'browse_webpage', urls: [], question: Q });
+    const stats = await s.ask<BrowseStatsReply>('browse/0', { v: 1, type: 'browse.stats' });
+
+    expect(bad.error?.code).toBe('BROWSE_BAD_REQUEST');
+    expect(stats).toMatchObject({ trajectories: 1, fetches: 1 });
+  });
+
+  it('fails to spawn with a malformed allow-list', async () => {
+    s = createActorSystem({ kinds: new Map([['browse', browseActor as never]]) });
+
+    await expect(
+      s.spawn({ kind: 'browse', name: 'browse/0', args: { allowCidrs: ['not-a-cidr'] } }),
+    ).rejects.toMatchObject({
+      code: 'ACTOR_SPAWN_FAILED',
+    });
+  });
+});

@@ -1,0 +1,129 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ActorSystem } from '../../runtime/actor.ts';
+import { createActorSystem } from '../../runtime/local-system.ts';
+import type { SearchStatsReply, WebSearchReply } from './protocol.ts';
+import { webSearchRequest } from './protocol.ts';
+import { startSearchApiTestServer, type SearchApiTestServer } from './search-api-test-server.ts';
+import { searchActor, type SearchActorArgs } from './search-actor.ts';
+import { askWebSearch } from './search-routing.ts';
+
+const KEY_ENV = 'DR_TEST_SERPER_KEY';
+let server: SearchApiTestServer;
+let dir: string;
+let systems: ActorSystem[];
+
+beforeEach(async () => {
+  process.env[KEY_ENV] = 'actor-test-key';
+  server = await startSearchApiTestServer('serper', 'actor-test-key');
+  dir = mkdtempSync(join(tmpdir(), 'search-actor-'));
+  systems = [];
+});
+
+afterEach(async () => {
+  for (const s of systems) await s.stop();
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+  delete process.env[KEY_ENV];
+});
+
+function system(): ActorSystem {
+  const s = createActorSystem({ kinds: new Map([['search', searchActor as never]]) });
+  systems.push(s);
+  return s;
+}
+
+function args(shard: number): SearchActorArgs {
+  return { shard, backend: { kind: 'serper', baseUrl: server.url, apiKeyEnv: KEY_ENV }, cacheDir: dir };
+}
+
+async function spawnShards(s: ActorSystem, n: number): Promise<void> {
+  for (let shard = 0; shard < n; shard++)
+    await s.spawn({ kind: 'search', name: `search/${shard}`, args: args(shard) });
+}
+
+describe('SearchActor', () => {
+  it('answers web_search calls routed across its shards', async () => {
+    const s = system();
+    await spawnShards(s, 3);
+
+    const reply = await askWebSearch(
+      (name, msg) => s.ask<WebSearchReply>(name, msg),
+      webSearchRequest(['one', 'two', 'three'], { topK: 3 }),
+      3,
+    );
+
+    expect(reply.results.map((r) => [r.query, r.hits.length, r.cached])).toEqual([
+      ['one', 3, false],
+      ['two', 3, false],
+      ['three', 3, false],
+    ]);
+  });
+
+  it('keeps its cache across a restart of the whole system', async () => {
+    const first = system();
+    await spawnShards(first, 2);
+    await askWebSearch(
+      (name, msg) => first.ask<WebSearchReply>(name, msg),
+      webSearchRequest(['persistent query']),
+      2,
+    );
+    await first.stop();
+
+    const second = system();
+    await spawnShards(second, 2);
+    const reply = await askWebSearch(
+      (name, msg) => second.ask<WebSearchReply>(name, msg),
+      webSearchRequest(['persistent query']),
+      2,
+    );
+
+    expect(reply.results[0]?.cached).toBe(true);
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('answers a malformed call with SEARCH_BAD_REQUEST and keeps serving', async () => {
+    const s = system();
+    await spawnShards(s, 1);
+
+    const bad = await s.ask<WebSearchReply>('search/0', {
+      v: 1,
+      type: 'web_search',
+      queries: ['a', 'b', 'c', 'd'],
+    });
+    const good = await s.ask<WebSearchReply>('search/0', webSearchRequest(['fine']));
+
+    expect(bad.error?.code).toBe('SEARCH_BAD_REQUEST');
+    expect(bad.error?.message).toMatch(/at most 3 queries/);
+    expect(good.results[0]?.hits).toHaveLength(10);
+  });
+
+  it('reports its counters', async () => {
+    const s = system();
+    await spawnShards(s, 1);
+    await s.ask('search/0', webSearchRequest(['x']));
+    await s.ask('search/0', webSearchRequest(['x']));
+
+    const stats = await s.ask<SearchStatsReply>('search/0', { v: 1, type: 'search.stats' });
+
+    expect(stats).toMatchObject({
+      type: 'search.stats.reply',
+      cacheHits: 1,
+      cacheMisses: 1,
+      savedApiCalls: 1,
+      apiCalls: 1,
+      cacheEntries: 1,
+    });
+  });
+
+  it('refuses to spawn without its API key in the environment', async () => {
+    delete process.env[KEY_ENV];
+    const s = system();
+
+    await expect(s.spawn({ kind: 'search', name: 'search/0', args: args(0) })).rejects.toMatchObject({
+      code: 'ACTOR_SPAWN_FAILED',
+    });
+  });
+});
