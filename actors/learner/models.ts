@@ -3,10 +3,10 @@
  * group starts from (identical on all ranks).
  */
 import { loadCheckpoint } from '../../runtime/model/checkpoint.ts';
+import { Qwen2Trainer } from '../../runtime/model/trainer.ts';
 import { BigramModel } from './bigram-model.ts';
 import type { TrainableModel } from './model.ts';
 import type { ModelSpec } from './protocol.ts';
-import { Qwen2TrainableModel } from './qwen2-model.ts';
 
 export async function loadTrainableModel(
   spec: ModelSpec,
@@ -19,7 +19,8 @@ export async function loadTrainableModel(
     }
     case 'qwen2': {
       const checkpoint = await loadCheckpoint(spec.dir);
-      const model = new Qwen2TrainableModel(checkpoint.config, { provider: device });
+      // On a GPU node the CUDA provider is required: a learner placed there must not quietly train on CPU.
+      const model = new Qwen2Trainer(checkpoint.config, { provider: device });
       return { model, initial: model.params.map((p) => checkpoint.weights.get(p.name)!.data) };
     }
   }
