@@ -23,6 +23,8 @@ export interface SessionConfig {
   /** Threads running independent ops in parallel (default 1: sequential execution). */
   interOpThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** onnxruntime's own stderr logging: 0 verbose .. 4 fatal (default 3, errors only). */
+  ortLogLevel?: 0 | 1 | 2 | 3 | 4;
   log?: Logger;
 }
 
@@ -69,6 +71,7 @@ export class OnnxSession {
       interOpNumThreads: config.interOpThreads ?? 1,
       executionMode: (config.interOpThreads ?? 1) > 1 ? 'parallel' : 'sequential',
       graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
+      logSeverityLevel: config.ortLogLevel ?? 3,
     };
     if (want !== 'cpu') {
       const installed = cudaProviderInstalled();
