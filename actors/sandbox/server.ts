@@ -46,6 +46,8 @@ export interface SandboxStats {
   injected: {
     delayed: number;
     delayMsTotal: number;
+    /** Largest single injected delay: the lower bound on the makespan of a concurrent fan-out. */
+    delayMsMax: number;
     error500: number;
     rateLimit429: number;
     timeout: number;
@@ -93,7 +95,7 @@ function emptyStats(): SandboxStats {
     byRoute: { serper: 0, bing: 0, page: 0, other: 0 },
     searchQueries: 0,
     statuses: {},
-    injected: { delayed: 0, delayMsTotal: 0, error500: 0, rateLimit429: 0, timeout: 0 },
+    injected: { delayed: 0, delayMsTotal: 0, delayMsMax: 0, error500: 0, rateLimit429: 0, timeout: 0 },
     pageBehaviours: { slow: 0, rateLimited: 0 },
     inFlight: 0,
     maxInFlight: 0,
@@ -339,6 +341,9 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
     if (decision.delayMs > 0) {
       stats.injected.delayed++;
       stats.injected.delayMsTotal += decision.delayMs;
+      stats.injected.delayMsMax = Math.max(stats.injected.delayMsMax, decision.delayMs);
+      // Lets a benchmark client compute each request's lower bound (sent at + injected delay).
+      res.setHeader('X-Sandbox-Delay-Ms', decision.delayMs.toFixed(1));
       await new Promise<void>((r) => later(decision.delayMs, r));
     }
     if (decision.fault !== null) return applyFault(req, res, decision.fault, isSerper || isBing);

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
+import { formatBenchReport, runSandboxBench } from '../../actors/sandbox/sandbox-bench.ts';
 import {
   generateQuestions,
   generateWorld,
@@ -38,6 +39,12 @@ interface ServeFlags extends WorldFlags {
   injectionSeed?: string;
   injection?: string;
   slowPageMs?: string;
+  json?: boolean;
+}
+
+interface BenchFlags extends WorldFlags {
+  concurrency: string;
+  latency: string;
   json?: boolean;
 }
 
@@ -206,6 +213,27 @@ export function register(program: Command): void {
     .option('--slow-page-ms <ms>', "delay of the site's slow pages (default 3000)")
     .option('--json', 'print the endpoints as one JSON line')
     .action((f: ServeFlags) => serve(f).catch(fail));
+
+  worldOptions(
+    sandbox
+      .command('bench')
+      .description('Benchmark the sandbox web under a concurrent fan-out, against baselines'),
+  )
+    .option('--concurrency <n>', 'requests in flight at once per phase', '4096')
+    .option('--latency <spec>', 'latency injected in the fan-out phase', 'lognormal:100:1:3000')
+    .option('--json', 'print the report as JSON')
+    .action((f: BenchFlags) =>
+      runSandboxBench({
+        seed: int('seed', f.seed),
+        size: int('size', f.size),
+        concurrency: int('concurrency', f.concurrency),
+        latency: parseLatencySpec(f.latency),
+      })
+        .then((r) => {
+          process.stdout.write(`${f.json === true ? JSON.stringify(r) : formatBenchReport(r)}\n`);
+        })
+        .catch(fail),
+    );
 
   worldOptions(
     sandbox
