@@ -2,9 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Actor, ActorFactory, ActorSystem } from '../../runtime/actor.ts';
+import type { ActorFactory, ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
-import type { BrowseReply, BrowseRequest } from '../browse/protocol.ts';
 import {
   startOpenAITestServer,
   type OpenAITestServer,
@@ -12,77 +11,18 @@ import {
 } from '../rollout/openai-test-server.ts';
 import { rolloutActor } from '../rollout/rollout-actor.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
-import type { WebSearchReply, WebSearchRequest } from '../search/protocol.ts';
-import { buildSite } from '../sandbox/site.ts';
-import { SearchIndex } from '../sandbox/search-index.ts';
-import { generateWorld } from '../sandbox/world.ts';
 import { loadDataset, type DatasetRow } from './datasets.ts';
+import { sandboxBrowse, sandboxSearch } from './testing/sandbox-tool-kinds.ts';
 import { jobManager, type JobManagerArgs } from './job-manager.ts';
 import type { JobListReply, JobRecord, JobReply } from './protocol.ts';
 
 const DATA = 'sandbox:test:7:400';
-const SANDBOX = 'http://sandbox.test';
-
-// Tool actors speaking the search/browse protocols over the sandbox world's site and BM25 index.
-let index: SearchIndex;
-let pages: Map<string, { text: string; title: string }>;
-const searchKind: ActorFactory = (): Actor => ({
-  receive: (msg) => {
-    const req = msg as WebSearchRequest;
-    const reply: WebSearchReply = {
-      v: 1,
-      type: 'web_search.reply',
-      results: req.queries.map((query) => ({
-        query,
-        cached: false,
-        hits: index
-          .search(query, 10, 1)
-          .hits.map((h) => ({ title: h.title, url: `${SANDBOX}${h.path}`, snippet: h.snippet })),
-      })),
-    };
-    return reply;
-  },
-});
-const browseKind: ActorFactory = (): Actor => ({
-  receive: (msg) => {
-    const req = msg as BrowseRequest;
-    if (req.type !== 'browse_webpage') return { v: 1, type: 'browse.forget.reply', forgotten: true };
-    const reply: BrowseReply = {
-      v: 1,
-      type: 'browse_webpage.reply',
-      results: req.urls.map((url) => {
-        const page = pages.get(url.slice(SANDBOX.length));
-        return page === undefined
-          ? {
-              url,
-              status: 'failed',
-              information: '',
-              pagesRead: 0,
-              totalPages: 0,
-              error: { code: 'BROWSE_HTTP', message: '404' },
-            }
-          : {
-              url,
-              status: 'ok',
-              title: page.title,
-              information: page.text.slice(0, 1500),
-              pagesRead: 1,
-              totalPages: 1,
-            };
-      }),
-    };
-    return reply;
-  },
-});
 
 let rows: DatasetRow[];
 const truthOf = (question: string): string => rows.find((r) => r.question === question)?.groundTruth ?? '';
 
 beforeAll(async () => {
   rows = await loadDataset(DATA);
-  const site = await buildSite(generateWorld({ seed: 7, size: 400 }));
-  index = new SearchIndex(site.indexed);
-  pages = new Map([...site.pages.values()].map((p) => [p.path, { text: p.text, title: p.title }]));
 });
 
 /** A policy that searches the question, then answers: right for even dataset rows, wrong for odd ones. */
@@ -140,8 +80,8 @@ describe('job manager', () => {
       kinds: new Map<string, ActorFactory<never>>([
         ['jobs', jobManager],
         ['rollout', rolloutActor],
-        ['search', searchKind],
-        ['browse', browseKind],
+        ['search', sandboxSearch],
+        ['browse', sandboxBrowse],
       ]),
     });
     systems.push(system);

@@ -1,0 +1,208 @@
+/**
+ * Jobs on a real cluster: a head and two workers as separate `dr` processes on loopback, the CLI as a
+ * process, a local OpenAI-compatible server as the policy and judge, and sandbox-backed tool actors.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { connectClient, type ClusterClient } from '../../runtime/client.ts';
+import {
+  runDr,
+  startHead,
+  startWorker,
+  TEST_TOKEN,
+  type NodeProcess,
+} from '../../runtime/testing/node-process.ts';
+import {
+  startOpenAITestServer,
+  type OpenAITestServer,
+  type ScriptedRequest,
+} from '../rollout/openai-test-server.ts';
+import type { Trajectory } from '../rollout/trajectory.ts';
+import { loadDataset, type DatasetRow } from './datasets.ts';
+import { ensureJobManager, JobsClient } from './jobs-client.ts';
+import type { JobRecord } from './protocol.ts';
+
+const KINDS = fileURLToPath(new URL('./testing/sandbox-tool-kinds.ts', import.meta.url));
+const DATA = 'sandbox:test:7:400';
+
+let rows: DatasetRow[];
+beforeAll(async () => {
+  rows = await loadDataset(DATA);
+});
+
+function scriptedPolicy(req: ScriptedRequest): string {
+  const messages = req.messages ?? [];
+  const question = messages.find((m) => m.role === 'user')?.content ?? '';
+  if (!messages.some((m) => m.content.startsWith('<tool_response>'))) {
+    return `<think>search</think>\n<tool_call>\n${JSON.stringify({ name: 'web_search', arguments: { query: [question] } })}\n</tool_call>`;
+  }
+  const truth = rows.find((r) => r.question === question)?.groundTruth ?? '';
+  return `<think>found</think>\n<answer>${truth.split('<|answer_split|>')[0] ?? ''}</answer>`;
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 40_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('jobs on a real cluster', () => {
+  let dir: string;
+  let policy: OpenAITestServer;
+  let delayMs: number;
+  let head: NodeProcess;
+  let port: number;
+  let workers: NodeProcess[];
+  let client: ClusterClient | undefined;
+
+  const connect = async (): Promise<ClusterClient> => {
+    await client?.close().catch(() => undefined);
+    client = await connectClient({ head: `127.0.0.1:${port}`, token: TEST_TOKEN });
+    return client;
+  };
+
+  /** The job manager (journal in the test's temp dir) and the tool actors, as a head would have them. */
+  const bootActors = async (c: ClusterClient): Promise<void> => {
+    for (const kind of ['search', 'browse']) {
+      await c.spawn({ kind, name: `${kind}/0`, placement: { kind: 'rank', rank: 0 } }).catch(() => undefined);
+    }
+    await ensureJobManager(c, {
+      dataDir: join(dir, 'jobs'),
+      outputsDir: join(dir, 'outputs'),
+      rolloutActors: 2,
+      rolloutArgs: { toolTimeoutMs: 10_000 },
+      leaseCheckMs: 300,
+    });
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dr-cluster-jobs-'));
+    delayMs = 0;
+    policy = await startOpenAITestServer({ reply: (req) => ({ text: scriptedPolicy(req), delayMs }) });
+    ({ node: head, port } = await startHead(['--kinds', KINDS]));
+    workers = [
+      await startWorker(port, 1, ['--kinds', KINDS]),
+      await startWorker(port, 2, ['--kinds', KINDS]),
+    ];
+    await bootActors(await connect());
+  });
+
+  afterEach(async () => {
+    await client?.close().catch(() => undefined);
+    client = undefined;
+    for (const w of workers) await w.kill('SIGKILL');
+    await head.kill('SIGKILL');
+    await policy.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const submitArgs = (extra: string[] = []): string[] => [
+    'submit',
+    'evaluate',
+    '--data',
+    DATA,
+    '--limit',
+    '4',
+    '--n',
+    '2',
+    '--policy-url',
+    policy.baseURL,
+    '--model',
+    'policy',
+    '--project',
+    'p',
+    '--experiment',
+    'e',
+    '--head',
+    `127.0.0.1:${port}`,
+    ...extra,
+  ];
+
+  const jobIdOf = (stdout: string): string => /submitted (\S+)/.exec(stdout)?.[1] ?? '';
+
+  const trajectoryIds = async (jobId: string): Promise<string[]> =>
+    (await readFile(join(dir, 'jobs', jobId, 'trajectories.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as Trajectory).id);
+
+  it('runs `dr submit evaluate --wait` to the end and writes the outputs', async () => {
+    const run = await runDr(submitArgs(['--wait']));
+    expect(run.stderr).not.toContain('dr:');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/job-\S+ succeeded/);
+    const rollout = join(dir, 'outputs', 'p', 'e', 'rollout', 'rollout_step_0.json');
+    expect(run.stdout).toContain(`rollout: ${rollout}`);
+    const entries = JSON.parse(await readFile(rollout, 'utf8')) as Array<{ f1: number; idx: number }>;
+    expect(entries.map((e) => e.idx)).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
+    expect(entries.every((e) => e.f1 === 1)).toBe(true);
+    const listed = await runDr(['jobs', '--head', `127.0.0.1:${port}`]);
+    expect(listed.stdout).toMatch(/evaluate\s+succeeded\s+8\/8/);
+  });
+
+  it('cancels a job with `dr cancel`', async () => {
+    delayMs = 5_000;
+    const submitted = await runDr(submitArgs());
+    const jobId = jobIdOf(submitted.stdout);
+    const cancelled = await runDr(['cancel', jobId, '--head', `127.0.0.1:${port}`]);
+    expect(cancelled.stdout).toContain(`${jobId} cancelled`);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const job = await new JobsClient(await connect()).get(jobId);
+    expect(job.state).toBe('cancelled');
+    expect(job.progress.done).toBeLessThan(8);
+  });
+
+  it('finishes a job after a worker is SIGKILLed mid-job, counting each trajectory once', async () => {
+    delayMs = 250;
+    const jobId = jobIdOf((await runDr(submitArgs(['--limit', '6']))).stdout);
+    const jobs = new JobsClient(await connect());
+    await waitFor(async () => ((await jobs.get(jobId)).progress.done >= 2 ? true : undefined));
+    const status = await (await connect()).status();
+    const victim = status.actors.find((a) => a.path === 'rollout/1' || a.path === 'rollout/0');
+    const rank = victim?.node ?? 1;
+    const worker = workers[rank === 2 ? 1 : 0];
+    await worker?.kill('SIGKILL');
+    const done = await waitFor(async () => {
+      const job: JobRecord = await new JobsClient(await connect()).get(jobId);
+      return job.state === 'running' ? undefined : job;
+    }, 60_000);
+    expect(done.state).toBe('succeeded');
+    expect(done.progress).toEqual({ done: 12, total: 12 });
+    const ids = await trajectoryIds(jobId);
+    expect(ids).toHaveLength(12);
+    expect(new Set(ids).size).toBe(12);
+  });
+
+  it('resumes a job after the head restarts', async () => {
+    delayMs = 250;
+    const jobId = jobIdOf((await runDr(submitArgs(['--limit', '6']))).stdout);
+    await waitFor(async () =>
+      (await new JobsClient(await connect()).get(jobId)).progress.done >= 2 ? true : undefined,
+    );
+    await client?.close();
+    client = undefined;
+    await head.kill('SIGKILL');
+    ({ node: head } = await startHead(['--kinds', KINDS], port));
+    await waitFor(async () => {
+      const status = await (await connect()).status();
+      return status.nodes.filter((n) => n.state === 'alive').length === 3 ? true : undefined;
+    });
+    await bootActors(await connect());
+    const done = await waitFor(async () => {
+      const job = await new JobsClient(await connect()).get(jobId);
+      return job.state === 'running' ? undefined : job;
+    }, 60_000);
+    expect(done.state).toBe('succeeded');
+    expect(done.progress).toEqual({ done: 12, total: 12 });
+    const ids = await trajectoryIds(jobId);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(12);
+  });
+});
