@@ -22,6 +22,9 @@ export interface LinkEvents {
 }
 
 const DRAIN_POLL_MS = 5;
+/** Envelopes batched into one frame up to this size: big enough to amortise framing and syscalls, small
+ * enough that a receiver that stops reading (mailbox backpressure) has little already in hand. */
+const BATCH_BYTES = 128 * 1024;
 
 export class Link extends EventEmitter<LinkEvents> {
   /** Who is at the other end, once known (rank, or a negative client id). */
@@ -97,6 +100,19 @@ export class Link extends EventEmitter<LinkEvents> {
     });
   }
 
+  /** Stop reading from the socket (TCP then pushes back on the sender) until `resume()`. */
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
+  get isPaused(): boolean {
+    return this.ws.isPaused;
+  }
+
   /** Send a raw frame as is (tests and benchmarks of frame validation). */
   sendRaw(frame: Buffer): void {
     this.ws.send(frame);
@@ -120,7 +136,7 @@ export class Link extends EventEmitter<LinkEvents> {
     let batch: Buffer[] = [];
     let batchBytes = 0;
     for (const b of bufs) {
-      if (batchBytes + b.length > this.limits.maxFrameBytes && batch.length > 0) {
+      if (batchBytes + b.length > Math.min(BATCH_BYTES, this.limits.maxFrameBytes) && batch.length > 0) {
         this.ws.send(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes));
         batch = [];
         batchBytes = 0;

@@ -503,6 +503,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   }
 
   private beat(link: Link): void {
+    // While this node holds the link paused (mailbox backpressure) acks wait unread; that is not silence.
+    if (link.isPaused) this.lastAck = Date.now();
     if (Date.now() - this.lastAck > this.cfg.downAfterMs) {
       this.log.warn({ silentMs: Date.now() - this.lastAck }, 'the head stopped answering heartbeats; reconnecting');
       link.terminate();

@@ -76,6 +76,7 @@ export interface NodeRuntimeEvents {
 
 const CONTROL_TIMEOUT_MS = 30_000;
 const CACHE_LIMIT = 100_000;
+const THROTTLE_POLL_MS = 2;
 
 export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements ActorSystem {
   readonly rank: number;
@@ -355,6 +356,7 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     }
     if (this.host.has(env.target)) {
       this.deliverTell(this.rank, env.target, env.payload);
+      if (this.host.queued(env.target) > this.host.mailboxCapacity / 2) this.throttle(link, env.target);
       return;
     }
     // A client's tell, or a sender with a stale view: route it by the directory (at most one more hop,
@@ -412,6 +414,21 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
       default:
         throw new DrError('CLUSTER_UNKNOWN_VERB', `unknown control verb '${verb}'; is this node running the same dr version?`);
     }
+  }
+
+  /**
+   * End-to-end backpressure: when tells from a link fill an actor's mailbox past half its capacity, stop
+   * reading that link until the mailbox is down to a quarter. TCP then fills up, the sender's link queue
+   * grows past its high-water mark, and the sender sees `writable` false instead of tells being dropped here.
+   */
+  private throttle(link: Link, name: string): void {
+    if (link.isPaused) return;
+    link.pause();
+    const timer = setInterval(() => {
+      if (link.isOpen && this.host.queued(name) > this.host.mailboxCapacity / 4) return;
+      clearInterval(timer);
+      if (link.isOpen) link.resume();
+    }, THROTTLE_POLL_MS);
   }
 
   // ---- head: directory, placement, re-spawn ---------------------------------------------------------

@@ -1,7 +1,7 @@
 /**
  * Actor kinds for the cluster's own tests and benchmark (`--kinds runtime/testing/test-kinds.ts`).
  * `echo` answers with where it runs; `counter` keeps a per-incarnation count; `relay` asks another actor
- * through its context; `sink` counts tells and reports the count on ask.
+ * through its context; and `count` reports how many other messages it has handled.
  */
 import type { ActorFactory, ActorKinds } from '../actor.ts';
 
@@ -22,7 +22,7 @@ const echo: ActorFactory = (_args, ctx) => {
   return {
     async receive(raw) {
       const msg = raw as TestMsg;
-      told++;
+      if (msg.op !== 'count') told++;
       switch (msg.op) {
         case 'where':
           return { rank: ctx.rank, pid: process.pid, name: ctx.self.name };
@@ -44,7 +44,7 @@ const echo: ActorFactory = (_args, ctx) => {
           ctx.tell(msg.to, msg.msg);
           return null;
         case 'count':
-          return told - 1;
+          return told;
       }
     },
   };
