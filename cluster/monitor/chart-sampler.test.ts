@@ -151,6 +151,32 @@ describe('ChartSampler', () => {
     ]);
   });
 
+  it('drops a gauge from the chart once its reporter has been silent past the stale limit', () => {
+    const { store, sampler } = cluster();
+    const report = (rank: number, at: number) =>
+      store.ingest(
+        rank,
+        {
+          v: 1,
+          samples: [
+            {
+              kind: 'gauge',
+              name: 'dr_train_reward_mean',
+              help: '',
+              labels: { job: `j${rank}` },
+              value: rank,
+            },
+          ],
+        },
+        at,
+      );
+    report(1, 0);
+    report(2, 0);
+    expect(sampler.sample(10_000).reward?.values).toEqual({ 'job=j1': 1, 'job=j2': 2 });
+    report(1, 12_000);
+    expect(sampler.sample(20_000).reward?.values).toEqual({ 'job=j1': 1 });
+  });
+
   it('joins table columns on the key labels', () => {
     const { nodes, flush, sampler } = cluster();
     nodes[0]!.gauge('dr_weights_version', 'v').set({ actor: 'params' }, 12);

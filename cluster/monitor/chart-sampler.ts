@@ -42,13 +42,19 @@ export class ChartSampler {
   readonly #store: MetricsStore;
   readonly #panels: Panels;
   readonly #capacity: number;
+  readonly #staleAfterMs: number;
   readonly #histories = new Map<string, ChartHistory>();
   #previous: Previous | undefined;
 
-  constructor(store: MetricsStore, panels: Panels, capacity = 360) {
+  /**
+   * `staleAfterMs`: a gauge not reported for this long (its node died, its actor stopped) drops out of the
+   * charts instead of drawing its last value forever.
+   */
+  constructor(store: MetricsStore, panels: Panels, capacity = 360, staleAfterMs = 15_000) {
     this.#store = store;
     this.#panels = panels;
     this.#capacity = capacity;
+    this.#staleAfterMs = staleAfterMs;
     for (const chart of panels.charts) {
       this.#histories.set(chart.id, {
         id: chart.id,
@@ -100,7 +106,7 @@ export class ChartSampler {
   #query(query: SeriesQuery, current: Previous): number | null | Map<string, number | null> {
     switch (query.op) {
       case 'gauge':
-        return this.#gauge(query.metric, query.by, query.agg ?? 'mean');
+        return this.#gauge(query.metric, query.by, query.agg ?? 'mean', current.at);
       case 'rate': {
         const rates = this.#rates(query.metric, current, query.by);
         return query.by === undefined ? (rates.get('') ?? null) : rates;
@@ -122,9 +128,11 @@ export class ChartSampler {
     metric: string,
     by: string | undefined,
     agg: 'sum' | 'mean' | 'max',
+    now: number,
   ): number | null | Map<string, number | null> {
     const groups = new Map<string, number[]>();
     for (const series of this.#store.family(metric)?.series.values() ?? []) {
+      if (now - series.updatedAt > this.#staleAfterMs) continue;
       const group = by === undefined ? '' : (series.labels[by] ?? '');
       const list = groups.get(group) ?? [];
       list.push(series.value);

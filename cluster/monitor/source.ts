@@ -31,7 +31,8 @@ export interface NodeView {
   history: readonly NodeStateChange[];
 }
 
-export type ActorState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+/** `lost`: its node went down and it was not re-spawned. */
+export type ActorState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed' | 'lost';
 
 export interface ActorView {
   /** Cluster-unique name, e.g. 'search/0'. */

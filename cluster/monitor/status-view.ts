@@ -19,6 +19,7 @@ const COLORS: Record<string, string> = {
   queued: '33',
   down: '31',
   failed: '31',
+  lost: '31',
   left: '90',
   stopped: '90',
   cancelled: '90',

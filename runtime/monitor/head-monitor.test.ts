@@ -84,7 +84,9 @@ async function cluster() {
   const head = new NodeRuntime({ config: config(0), role: 'head', kinds, resources, logger: silentLogger });
   await head.start();
   cleanups.push(() => head.stop());
-  const dashboard = await monitor.attach(head);
+  const dashboardUrl = await monitor.attach(head);
+  if (dashboardUrl === undefined) throw new Error('dashboard did not start');
+  const dashboard = { url: dashboardUrl };
   cleanups.push(() => monitor.close());
   const workers = await Promise.all(
     [1, 2].map(async (rank) => {

@@ -1,4 +1,6 @@
-import { DrError } from '../../config/errors.ts';
+import { ConfigError } from '../../config/cluster.ts';
+import { DrError, isDrError } from '../../config/errors.ts';
+import { DEFAULT_DASHBOARD_PORT } from '../../cluster/monitor/dashboard-client.ts';
 import { silentLogger, type Logger } from '../../config/log.ts';
 import { startDashboardServer, type DashboardServer } from '../../cluster/monitor/dashboard-server.ts';
 import { MetricsStore } from '../../cluster/monitor/metrics-store.ts';
@@ -25,8 +27,12 @@ export interface HeadMonitor {
   readonly kind: readonly [string, ActorFactory<never>];
   readonly store: MetricsStore;
   readonly jobs: MonitorTables;
-  /** Once the runtime has started: spawn the monitor actor on the head and serve the dashboard. */
-  attach(runtime: NodeRuntime): Promise<DashboardServer>;
+  /**
+   * Once the runtime has started: spawn the monitor actor on the head and serve the dashboard. Resolves to
+   * the dashboard's URL, or undefined (logged as an error) when its port is taken: the head keeps running
+   * without a dashboard rather than failing a cluster over its monitoring.
+   */
+  attach(runtime: NodeRuntime): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -80,7 +86,7 @@ export function createHeadMonitor(options: HeadMonitorOptions): HeadMonitor {
     store,
     jobs,
     async attach(runtime) {
-      if (server !== undefined) return server;
+      if (server !== undefined) return server.url;
       await runtime.spawn({ kind: MONITOR_KIND, name: MONITOR_ACTOR, placement: { kind: 'rank', rank: 0 } });
       source = new RuntimeMonitorSource({ runtime, jobs, store, log });
       const hub = new MonitorHub({
@@ -89,18 +95,41 @@ export function createHeadMonitor(options: HeadMonitorOptions): HeadMonitor {
         ...(options.panels === undefined ? {} : { panels: options.panels }),
         ...(options.sampleIntervalMs === undefined ? {} : { sampleIntervalMs: options.sampleIntervalMs }),
       });
-      server = await startDashboardServer({
-        hub,
-        tokens: options.tokens,
-        log,
-        ...(options.host === undefined ? {} : { host: options.host }),
-        ...(options.port === undefined ? {} : { port: options.port }),
-      });
-      return server;
+      try {
+        server = await startDashboardServer({
+          hub,
+          tokens: options.tokens,
+          log,
+          ...(options.host === undefined ? {} : { host: options.host }),
+          ...(options.port === undefined ? {} : { port: options.port }),
+        });
+      } catch (err) {
+        if (!isDrError(err, 'MONITOR_PORT_IN_USE')) throw err;
+        log.error({ code: err.code }, err.message);
+        source.close();
+        return undefined;
+      }
+      return server.url;
     },
     async close() {
       source?.close();
       await server?.close();
     },
   };
+}
+
+/** The dashboard port from `--dashboard-port`, else DR_DASHBOARD_PORT, else 8265; 0 picks a free port. */
+export function dashboardPort(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): number {
+  const text = flag ?? env.DR_DASHBOARD_PORT;
+  if (text === undefined) return DEFAULT_DASHBOARD_PORT;
+  const port = Number(text);
+  if (text.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(
+      `invalid dashboard port '${text}' (--dashboard-port or DR_DASHBOARD_PORT). Fix: a TCP port 0-65535 (0 picks a free one)`,
+      {
+        setting: 'dashboardPort',
+      },
+    );
+  }
+  return port;
 }

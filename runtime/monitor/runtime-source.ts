@@ -3,7 +3,6 @@ import type { Logger } from '../../config/log.ts';
 import type { MetricsStore } from '../../cluster/monitor/metrics-store.ts';
 import type { MonitorTables } from '../../cluster/monitor/monitor-tables.ts';
 import type {
-  ActorState,
   ActorView,
   JobView,
   MonitorEvent,
@@ -73,7 +72,6 @@ export class RuntimeMonitorSource implements MonitorSource {
   }
 
   nodes(): readonly NodeView[] {
-    const now = Date.now();
     return this.#runtime.node.table().map((m) => ({
       rank: m.rank,
       ...(m.host === undefined ? {} : { address: `${m.host}:${m.port}` }),
@@ -85,8 +83,8 @@ export class RuntimeMonitorSource implements MonitorSource {
         gpus: m.resources.gpus,
         labels: m.resources.labels,
       },
-      // The head is its own heartbeat.
-      lastHeartbeatAt: m.rank === 0 ? now : m.lastSeen,
+      // The head does not heartbeat to itself.
+      lastHeartbeatAt: m.rank === 0 ? null : m.lastSeen,
       history: this.#history.get(m.rank) ?? [{ state: m.state, at: m.since }],
     }));
   }
@@ -115,7 +113,7 @@ export class RuntimeMonitorSource implements MonitorSource {
       path: a.path,
       kind: a.kind,
       node: a.node,
-      state: toActorState(a.state),
+      state: a.state,
       restarts: a.restarts,
       mailboxDepth: null,
     }));
@@ -139,9 +137,4 @@ export class RuntimeMonitorSource implements MonitorSource {
   #emit(event: MonitorEvent): void {
     for (const listener of this.#listeners) listener(event);
   }
-}
-
-/** The directory's `lost` (node down, not re-spawned) shows as failed: it cannot answer. */
-function toActorState(state: string): ActorState {
-  return state === 'lost' ? 'failed' : (state as ActorState);
 }

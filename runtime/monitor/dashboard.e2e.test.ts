@@ -1,0 +1,198 @@
+/**
+ * The dashboard end to end: real `dr head` and `dr worker` processes on loopback, the page in Debian's
+ * headless Chromium. The page shows the nodes; a worker SIGKILLed during the test turns "down" within the
+ * failure detector's timeout; a running job's progress moves; /metrics parses; no token, no dashboard.
+ * The screenshot lands in test-artifacts/dashboard-e2e.png.
+ *
+ * The head runs testing/monitored-head.ts (the runtime with the monitor wired in as the README says) until
+ * `dr head` wires it itself; the workers are plain `dr worker` processes.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MetricsRecorder } from '../../cluster/monitor/metrics-recorder.ts';
+import { connectClient, type ClusterClient } from '../client.ts';
+import { startWorker, TEST_KINDS, TEST_TOKEN, type NodeProcess } from '../testing/node-process.ts';
+import { MONITOR_ACTOR, type MonitorMessage } from './protocol.ts';
+
+/** From runtime/testing/node-process.ts FAST_HEARTBEAT: heartbeats every 100 ms, down after 1 s of silence. */
+const DOWN_AFTER_MS = 1_000;
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
+
+const HEAD = fileURLToPath(new URL('./testing/monitored-head.ts', import.meta.url));
+
+let head: ReturnType<typeof spawn>;
+const workers = new Map<number, NodeProcess>();
+let dashboardUrl: string;
+let client: ClusterClient;
+let browser: Browser;
+let page: Page;
+
+function reportJob(done: number): void {
+  const message: MonitorMessage = {
+    v: 1,
+    type: 'job',
+    job: {
+      id: 'job-e2e',
+      kind: 'evaluate',
+      state: 'running',
+      progress: { done, total: 40 },
+      submittedAt: Date.now() - 20_000,
+      startedAt: Date.now() - 20_000,
+      results: [],
+    },
+  };
+  client.tell(MONITOR_ACTOR, message);
+}
+
+/** What a trainer on rank 1 reports after a step (the same message its node's reporting sends). */
+const trainer = new MetricsRecorder();
+function reportTrainingStep(reward: number): void {
+  trainer.gauge('dr_train_reward_mean', 'Mean rollout reward.').set({ job: 'job-e2e' }, reward);
+  const message: MonitorMessage = { v: 1, type: 'metrics', rank: 1, batch: trainer.snapshot() };
+  client.tell(MONITOR_ACTOR, message);
+}
+
+/** Starts the head and resolves with its `node ready` log line. */
+function startMonitoredHead(): Promise<Record<string, unknown>> {
+  head = spawn(process.execPath, ['--import', 'tsx', HEAD, TEST_KINDS], {
+    env: {
+      ...process.env,
+      DR_CLUSTER_TOKEN: TEST_TOKEN,
+      DR_LOG_FORMAT: 'json',
+      PET_MASTER_PORT: '0',
+      DR_HEARTBEAT_MS: '100',
+      DR_SUSPECT_AFTER_MS: '400',
+      DR_DOWN_AFTER_MS: String(DOWN_AFTER_MS),
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    head.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const line of output.split('\n')) {
+        if (!line.includes('"node ready"')) continue;
+        resolve(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    head.once('exit', (code) => reject(new Error(`head exited with ${code}: ${output.slice(-2_000)}`)));
+  });
+}
+
+beforeAll(async () => {
+  const ready = await startMonitoredHead();
+  dashboardUrl = String(ready.dashboard);
+  const joined = await Promise.all([1, 2].map((rank) => startWorker(Number(ready.port), rank)));
+  joined.forEach((w, i) => workers.set(i + 1, w));
+  client = await connectClient({ head: `127.0.0.1:${String(ready.port)}`, token: TEST_TOKEN });
+  await client.spawn({ kind: 'echo', name: 'echo/2', placement: { kind: 'rank', rank: 2 } });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1400, height: 1200 } });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await client?.close();
+  await Promise.all([...workers.values()].map((w) => w.kill('SIGKILL')));
+  head?.kill('SIGKILL');
+});
+
+describe('dashboard in headless Chromium against a running cluster', () => {
+  it('refuses the page, the API, /metrics and the socket without the token', async () => {
+    for (const path of ['/', '/api/state', '/metrics', '/assets/dashboard.js'])
+      expect((await fetch(`${dashboardUrl}${path}`)).status).toBe(401);
+    const refused = await page.goto(`${dashboardUrl}/`);
+    expect(refused?.status()).toBe(401);
+    expect(await page.locator('form[action="/login"]').count()).toBe(1);
+    expect(await page.locator('#nodes').count()).toBe(0);
+    const socket = await page.evaluate(
+      (url) =>
+        new Promise<string>((resolve) => {
+          const ws = new WebSocket(url);
+          ws.onopen = () => resolve('open');
+          ws.onclose = () => resolve('closed');
+        }),
+      `${dashboardUrl.replace('http', 'ws')}/ws`,
+    );
+    expect(socket).toBe('closed');
+  });
+
+  it('signs in with the cluster token and shows every node alive with its actors', async () => {
+    await page.fill('input[name=token]', TEST_TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#connection[data-connected="true"]');
+    for (const rank of [0, 1, 2])
+      await page.waitForSelector(`#nodes tr[data-rank="${rank}"][data-state="alive"]`, { timeout: 10_000 });
+    await page.waitForSelector('[data-actors-of="2"] tr[data-actor="echo/2"]', { timeout: 10_000 });
+    await page.waitForSelector('[data-actors-of="0"] tr[data-actor="monitor"]');
+  });
+
+  it("moves a running job's progress as the job reports it", async () => {
+    reportTrainingStep(0.12);
+    reportJob(8);
+    await page.waitForSelector('#jobs tr[data-job="job-e2e"][data-done="8"]', { timeout: 5_000 });
+    reportTrainingStep(0.31);
+    reportJob(26);
+    await page.waitForSelector('#jobs tr[data-job="job-e2e"][data-done="26"]', { timeout: 5_000 });
+    expect(await page.locator('#jobs tr[data-job="job-e2e"] .progress-text').textContent()).toBe(
+      '26/40 (65%)',
+    );
+  });
+
+  it('turns a SIGKILLed worker "down" within the heartbeat timeout', async () => {
+    const killedAt = Date.now();
+    await workers.get(2)!.kill('SIGKILL');
+    await page.waitForSelector('#nodes tr[data-rank="2"][data-state="down"]', { timeout: 10_000 });
+    const elapsed = Date.now() - killedAt;
+    console.log(`worker 2 shown down ${elapsed} ms after SIGKILL (down-after ${DOWN_AFTER_MS} ms)`);
+    // The detector runs every heartbeat (100 ms), the page hears within the 100 ms state debounce; the rest is
+    // slack for a loaded 2-core CI machine.
+    expect(elapsed).toBeLessThan(DOWN_AFTER_MS + 1_500);
+    expect(await page.locator('#nodes tr[data-rank="1"]').getAttribute('data-state')).toBe('alive');
+    // Let a chart tick land so the screenshot shows the charts with data.
+    await page.waitForTimeout(2_500);
+    expect(await page.locator('#panel-reward .empty').count()).toBe(0);
+    expect(await page.locator('#panel-reward canvas').count()).toBe(1);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: new URL('dashboard-e2e.png', ARTIFACTS).pathname, fullPage: true });
+  });
+
+  it('serves /metrics that parses, with the down worker at 0', async () => {
+    const res = await fetch(`${dashboardUrl}/metrics`, {
+      headers: { authorization: `Bearer ${TEST_TOKEN}` },
+    });
+    const families = new Map(parsePrometheusTextFormat(await res.text()).map((f) => [f.name, f]));
+    expect(families.get('dr_node_up')?.metrics.map((m) => [m.labels?.rank, m.value])).toEqual([
+      ['0', '1'],
+      ['1', '1'],
+      ['2', '0'],
+    ]);
+    expect(families.get('dr_job_items_done')?.metrics).toEqual([
+      { labels: { job: 'job-e2e', kind: 'evaluate' }, value: '26' },
+    ]);
+    // The head reports its own process figures; the trainer's reward came in as rank 1.
+    expect(families.get('dr_process_resident_memory_bytes')?.metrics.map((m) => m.labels?.rank)).toEqual([
+      '0',
+    ]);
+    expect(families.get('dr_train_reward_mean')?.metrics).toEqual([
+      { labels: { job: 'job-e2e', rank: '1' }, value: '0.31' },
+    ]);
+  });
+});
