@@ -9,8 +9,10 @@ import { parameterServer } from './params/param-server.ts';
 import { jobManager } from './jobs/job-manager.ts';
 import { browseActor } from './browse/browse-actor.ts';
 import { rolloutActor } from './rollout/rollout-actor.ts';
+import { trainerActor } from './trainer/trainer-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
 import { searchActor } from './search/search-actor.ts';
+import { toolInboxActor } from './tool-inbox/tool-caller.ts';
 
 export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['rollout', rolloutActor],
@@ -18,7 +20,9 @@ export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['learner', learnerActor as ActorFactory<never>],
   ['learner-inbox', learnerInboxActor as ActorFactory<never>],
   ['params', parameterServer as ActorFactory<never>],
+  ['trainer', trainerActor as ActorFactory<never>],
   ['sandbox', sandboxActor as ActorFactory<never>],
   ['search', searchActor as ActorFactory<never>],
   ['browse', browseActor as ActorFactory<never>],
+  ['tool-inbox', toolInboxActor as ActorFactory<never>],
 ]);

@@ -10,6 +10,8 @@ import { BrowseService } from './browse-service.ts';
 import { LlmReader } from './llm-reader.ts';
 import { PageFetcher } from './page-fetcher.ts';
 import { DEFAULT_PAGE_CHARS } from './paginate.ts';
+import type { ToolAccepted } from '../tool-inbox/protocol.ts';
+import { replyMaybeDeferred } from '../tool-inbox/deferred.ts';
 import type { BrowseActorReply } from './protocol.ts';
 import { BROWSE_PROTOCOL_VERSION, browseMessageSchema } from './protocol.ts';
 import { TrajectoryMemory } from './trajectory-memory.ts';
@@ -83,7 +85,7 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
   });
 
   return {
-    async receive(raw): Promise<BrowseActorReply> {
+    async receive(raw): Promise<BrowseActorReply | ToolAccepted> {
       const parsed = browseMessageSchema.safeParse(raw);
       if (!parsed.success) {
         return {
@@ -99,7 +101,7 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
       const msg = parsed.data;
       switch (msg.type) {
         case 'browse_webpage':
-          return service.browse(msg);
+          return replyMaybeDeferred(msg, ctx, () => service.browse(msg));
         case 'browse.forget':
           return {
             v: BROWSE_PROTOCOL_VERSION,

@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { DrError } from '../../config/errors.ts';
 import type { ActorFactory } from '../../runtime/actor.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
+import type { ToolAccepted } from '../tool-inbox/protocol.ts';
+import { replyMaybeDeferred } from '../tool-inbox/deferred.ts';
 import type { SearchReply } from './protocol.ts';
 import { SEARCH_PROTOCOL_VERSION, searchMessageSchema } from './protocol.ts';
 import { KeyedRateLimiters } from './rate-limiter.ts';
@@ -101,7 +103,7 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
   cache.purgeExpired();
 
   return {
-    async receive(raw): Promise<SearchReply> {
+    async receive(raw): Promise<SearchReply | ToolAccepted> {
       const parsed = searchMessageSchema.safeParse(raw);
       if (!parsed.success) {
         return {
@@ -117,7 +119,7 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
       const msg = parsed.data;
       if (msg.type === 'search.stats')
         return { v: SEARCH_PROTOCOL_VERSION, type: 'search.stats.reply', ...service.stats() };
-      return service.webSearch(msg);
+      return replyMaybeDeferred(msg, ctx, () => service.webSearch(msg));
     },
     stop() {
       cache.close();
