@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { isDrError } from '../../config/errors.ts';
 import { grad } from './autodiff.ts';
-import { Graph } from './graph.ts';
+import { Graph, type Tensor } from './graph.ts';
 import { gradCheck } from './gradcheck.ts';
 import { OP_CASES, buildCase, fx, resetInputs, type OpCase } from './op-cases.ts';
 import * as op from './ops.ts';
@@ -117,5 +117,47 @@ describe('grad graph structure', () => {
       }
     });
     expect(errs).toEqual(['ONNX_NOT_DIFFERENTIABLE', 'ONNX_NOT_DIFFERENTIABLE', 'ONNX_BAD_SHAPE']);
+  });
+});
+
+describe('grad of composite blocks', () => {
+  test('causal multi-head attention with RMSNorm, rotate-half and a padding mask matches finite differences', async () => {
+    const [B, T, H, D] = [2, 3, 2, 2];
+    const E = H * D;
+    const vals = (n: number, scale: number): Float64Array => Float64Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + scale) * scale);
+    const result = await gradCheck((g) => {
+      const x = g.input('x', 'float64', ['batch', 'seq', E]);
+      const keep = g.input('keep', 'bool', ['batch', 'seq']);
+      const wq = g.param('wq', 'float64', [E, E]);
+      const wk = g.param('wk', 'float64', [E, E]);
+      const wv = g.param('wv', 'float64', [E, E]);
+      const norm = g.param('norm', 'float64', [E]);
+      const h = op.mul(op.div(x, op.sqrt(op.add(op.reduceMean(op.mul(x, x), [-1], true), 1e-6))), norm);
+      const heads = (w: Tensor): Tensor => op.transpose(op.reshape(op.matmul(h, w), [0, 0, H, D]), [0, 2, 1, 3]);
+      const rotate = (t: Tensor): Tensor =>
+        op.add(t, op.concat([op.neg(op.slice(t, { starts: [D / 2], ends: [D], axes: [-1] })), op.slice(t, { starts: [0], ends: [D / 2], axes: [-1] })], -1));
+      const q = rotate(heads(wq));
+      const k = rotate(heads(wk));
+      const scores = op.mul(op.matmul(q, op.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(D));
+      const seq = op.dimOf(x, 1);
+      const allowed = op.and(op.causalMask(g, seq, seq), op.unsqueeze(keep, [1, 2]));
+      const probs = op.softmax(op.where(allowed, scores, -1e9), -1);
+      const out = op.reshape(op.transpose(op.matmul(probs, heads(wv)), [0, 2, 1, 3]), [0, 0, E]);
+      const loss = op.reduceSum(op.mul(out, op.tanh(x)));
+      return {
+        loss,
+        wrt: [x, wq, wk, wv, norm],
+        feeds: {
+          x: new ort.Tensor('float64', vals(B * T * E, 1), [B, T, E]),
+          keep: new ort.Tensor('bool', Uint8Array.of(1, 1, 1, 0, 1, 1), [B, T]),
+          wq: new ort.Tensor('float64', vals(E * E, 0.5), [E, E]),
+          wk: new ort.Tensor('float64', vals(E * E, 0.7), [E, E]),
+          wv: new ort.Tensor('float64', vals(E * E, 0.9), [E, E]),
+          norm: new ort.Tensor('float64', vals(E, 1.1), [E]),
+        },
+      };
+    });
+    expect(result.maxError).toBeLessThan(1e-6);
+    expect(Math.max(...Array.from(result.analytic.wq!, Math.abs))).toBeGreaterThan(1e-3);
   });
 });

@@ -340,27 +340,29 @@ const RULES: Readonly<Record<string, GradRule>> = {
     const steps = stepsT ? constInts(g, stepsT, 'Slice steps') : starts.map(() => 1);
     if (steps.some((s) => s !== 1)) throw new DrError('ONNX_NOT_DIFFERENTIABLE', 'Slice with steps other than 1 has no gradient rule');
     const gy = ctx.gy;
-    const begins: (Tensor | number)[] = [];
-    const endsPad: (Tensor | number)[] = [];
-    axes.forEach((a, i) => {
+    const rank = x!.rank;
+    const begins: (Tensor | number)[] = new Array<Tensor | number>(rank).fill(0);
+    const endsPad: (Tensor | number)[] = new Array<Tensor | number>(rank).fill(0);
+    axes.forEach((axis, i) => {
+      const a = axis < 0 ? axis + rank : axis;
       const dim = x!.shape[a]!;
       const out = gy.shape[a]!;
       const st = starts[i]!;
       if (typeof dim === 'number' && typeof out === 'number') {
         const b = Math.min(Math.max(st < 0 ? st + dim : st, 0), dim);
-        begins.push(b);
-        endsPad.push(dim - b - out);
+        begins[a] = b;
+        endsPad[a] = dim - b - out;
         return;
       }
       const d = op.dimOf(x!, a);
       const b = st >= 0 ? op.min(d, st) : op.max(op.add(d, st), 0);
-      begins.push(b);
-      endsPad.push(op.sub(op.sub(d, b), op.dimOf(gy, a)));
+      begins[a] = b;
+      endsPad[a] = op.sub(op.sub(d, b), op.dimOf(gy, a));
     });
     const all = [...begins, ...endsPad];
-    if (all.every((v) => typeof v === 'number')) return [op.pad(gy, all as number[], axes), null, null, null, null];
+    if (all.every((v) => typeof v === 'number')) return [op.pad(gy, all as number[]), null, null, null, null];
     const pads = op.concat(all.map((v) => op.unsqueeze(lift64(g, v), [0])), 0);
-    return [known(g, 'Pad', [gy, pads, g.constant(0, gy.dtype), g.constant(axes, 'int64')], x!, { mode: { kind: 'string', value: 'constant' } }), null, null, null, null];
+    return [known(g, 'Pad', [gy, pads, g.constant(0, gy.dtype)], x!, { mode: { kind: 'string', value: 'constant' } }), null, null, null, null];
   },
   Gather: (ctx) => {
     const [data, indices] = ctx.node.inputs as [Tensor, Tensor];

@@ -98,6 +98,12 @@ export const OP_CASES: OpCase[] = [
     inputs: { a: fx([4, 5]) },
     f: (t) => op.slice(t.a!, { starts: [1, -3], ends: [3, op.TO_END], axes: [0, 1] }),
   },
+  {
+    // onnxruntime's transpose optimizer pushes the Transpose through the gradient's Pad.
+    name: 'Slice of a transposed tensor',
+    inputs: { a: fx([2, 3, 4]) },
+    f: (t) => op.slice(op.transpose(t.a!, [0, 2, 1]), { starts: [1], ends: [3], axes: [-1] }),
+  },
   { name: 'Unsqueeze', inputs: { a: fx([2, 3]) }, f: (t) => op.unsqueeze(t.a!, [0, 2]) },
   { name: 'Squeeze', inputs: { a: fx([2, 1, 3]) }, f: (t) => op.squeeze(t.a!, [1]) },
   { name: 'Expand', inputs: { a: fx([3, 1]) }, f: (t) => op.expand(t.a!, [2, 3, 4]) },

@@ -389,20 +389,30 @@ export function trilu(x: Tensor, upper = false, k = 0): Tensor {
   return one(x.graph, 'Trilu', inputs, x.dtype, x.shape, { upper: attr.int(upper ? 1 : 0) });
 }
 
-export type PadMode = 'constant' | 'reflect' | 'edge';
-
-/** Pads `axes` with `pads` = [begin per axis..., end per axis...] (constant/runtime tensor). */
+/**
+ * Zero-pads `x`: `pads` = [begin per axis..., end per axis...] over `axes` (default all axes); a runtime
+ * int64 `pads` tensor must cover all axes. The node always lists every axis: onnxruntime 1.29's transpose
+ * optimizer permutes Pad's `pads` as if they covered every axis even when the opset-18 `axes` input is set.
+ */
 export function pad(x: Tensor, pads: readonly number[] | Tensor, axes?: readonly number[], value = 0): Tensor {
   const g = x.graph;
+  if (!Array.isArray(pads)) {
+    const t = pads as Tensor;
+    if (axes !== undefined || t.shape[0] !== 2 * x.rank) {
+      throw new DrError('ONNX_BAD_SHAPE', `Pad with runtime pads needs them for all ${x.rank} axes ([${2 * x.rank}]), got ${t}`);
+    }
+    return one(g, 'Pad', [x, t, g.constant(value, x.dtype)], x.dtype, x.shape.map(() => null), { mode: attr.string('constant') });
+  }
+  const p = pads as readonly number[];
   const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.rank, 'Pad axis'));
-  const shape: Dim[] = [...x.shape];
-  const p = Array.isArray(pads) ? (pads as readonly number[]) : null;
+  if (p.length !== 2 * ax.length) throw new DrError('ONNX_BAD_SHAPE', `Pad: ${p.length} pads for ${ax.length} axes; give a begin and an end per axis`);
+  const full = new Array<number>(2 * x.rank).fill(0);
   ax.forEach((a, i) => {
-    const d = x.shape[a]!;
-    shape[a] = p && typeof d === 'number' ? d + p[i]! + p[i + ax.length]! : null;
+    full[a] = p[i]!;
+    full[a + x.rank] = p[i + ax.length]!;
   });
-  const padT = p ? int64s(g, p) : (pads as Tensor);
-  return one(g, 'Pad', [x, padT, g.constant(value, x.dtype), int64s(g, ax)], x.dtype, shape, { mode: attr.string('constant') });
+  const shape = x.shape.map((d, a) => (typeof d === 'number' ? d + full[a]! + full[a + x.rank]! : full[a] === 0 && full[a + x.rank] === 0 ? d : null));
+  return one(g, 'Pad', [x, int64s(g, full), g.constant(value, x.dtype)], x.dtype, shape, { mode: attr.string('constant') });
 }
 
 // ---- shape values ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { DrError } from '../../config/errors.ts';
 import onnxProto from 'onnx-proto';
 import type { onnx as P } from 'onnx-proto';
 import type { Graph, AttrValue, ConstantData } from './graph.ts';
@@ -14,6 +15,8 @@ const { onnx } = onnxProto;
 
 /** IR version 8 is the one onnx-proto's schema describes and admits opsets up to 18+ in onnxruntime. */
 const IR_VERSION = 8;
+/** A serialized protobuf message must stay under 2 GiB; leave room for the graph itself. */
+const PROTOBUF_LIMIT = 2 ** 31 - 64 * 2 ** 20;
 
 export interface SerializeOptions {
   /** Put initializers of at least `minBytes` (default 1024) into an external blob named `file`. */
@@ -49,6 +52,7 @@ function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelPr
   const chunks: Uint8Array[] = [];
   let offset = 0;
   const ext = options.externalData;
+  let inline = 0;
   const initializer = graph.initializers.map(({ tensor, value }) => {
     const bytes = rawBytes(value);
     if (ext && bytes.byteLength >= (ext.minBytes ?? 1024)) {
@@ -70,8 +74,15 @@ function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelPr
       offset += bytes.byteLength;
       return entry;
     }
+    inline += bytes.byteLength;
     return tensorProto(tensor.name, value);
   });
+  if (inline > PROTOBUF_LIMIT) {
+    throw new DrError(
+      'ONNX_MODEL_TOO_LARGE',
+      `graph ${graph.name} has ${inline} bytes of inline initializers, over protobuf's 2 GiB limit; save it with saveModel (external data) or feed the weights as inputs`,
+    );
+  }
   const proto = onnx.ModelProto.create({
     irVersion: IR_VERSION,
     producerName: options.producer ?? 'deep-researcher-ts',
