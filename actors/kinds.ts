@@ -13,6 +13,7 @@ import { trainerActor } from './trainer/trainer-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
 import { searchActor } from './search/search-actor.ts';
 import { toolInboxActor } from './tool-inbox/tool-caller.ts';
+import { nodeLogsActor } from '../runtime/monitor/node-logs-actor.ts';
 
 export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['rollout', rolloutActor],
@@ -25,4 +26,5 @@ export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['search', searchActor as ActorFactory<never>],
   ['browse', browseActor as ActorFactory<never>],
   ['tool-inbox', toolInboxActor as ActorFactory<never>],
+  ['node-logs', nodeLogsActor as ActorFactory<never>],
 ]);

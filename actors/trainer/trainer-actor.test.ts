@@ -1,0 +1,99 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ActorSystem } from '../../runtime/actor.ts';
+import { createActorSystem } from '../../runtime/local-system.ts';
+import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
+import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
+import { kinds } from '../jobs/testing/sandbox-tool-kinds.ts';
+import type { TrainEvent } from './metrics.ts';
+import type { TrainerStatus } from './protocol.ts';
+
+// A Qwen2 with the real Qwen2.5 vocabulary (rollouts tokenize with it) but a tiny body, so the whole job —
+// rollout actors over the sandbox tools, the policy server, learner, parameter server, checkpoints — runs
+// on CI in seconds. Its random weights answer badly; what is checked here is the machinery.
+let dir: string;
+let system: ActorSystem;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dr-train-job-'));
+  const config = tinyConfig({
+    vocab_size: 151936,
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    tie_word_embeddings: true,
+    eos_token_id: 151645,
+  });
+  await saveCheckpoint(join(dir, 'model'), randomCheckpoint(config, 3, 0.02));
+  system = createActorSystem({ kinds });
+  for (const kind of ['search', 'browse']) await system.spawn({ kind, name: `${kind}/0` });
+});
+
+afterAll(async () => {
+  await system.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function waitForEnd(name: string): Promise<TrainerStatus> {
+  for (;;) {
+    const s = await system.ask<TrainerStatus>(name, { v: 1, type: 'trainer.status' });
+    if (s.state !== 'starting' && s.state !== 'running') return s;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('TrainerActor (train job through rollout actors, sandbox tools and the policy server)', () => {
+  it('runs GRPO steps end to end, versioning weights, writing metrics and checkpoints', async () => {
+    const out = join(dir, 'out');
+    await system.spawn({
+      kind: 'trainer',
+      name: 'trainer/job-1',
+      args: {
+        jobId: 'job-1',
+        config: {
+          name: 'ci',
+          steps: 2,
+          policy: { kind: 'embedded', dir: join(dir, 'model') },
+          data: { train: 'sandbox:train:7:400', dev: 'sandbox:dev:7:400' },
+          rollout: { questionsPerStep: 1, n: 2, maxTurns: 2, maxTokensPerTurn: 8, workers: 2 },
+          optimizer: { lr: 1e-3 },
+          learner: { maxTokensPerMicroBatch: 2048, maxSeqLen: 1024 },
+          checkpoint: { every: 1 },
+          validation: { every: 2, limit: 1 },
+          outputDir: out,
+        },
+      },
+    });
+    const status = await waitForEnd('trainer/job-1');
+    expect(status.error).toBeNull();
+    expect(status.state).toBe('succeeded');
+    expect(status.step).toBe(2);
+    expect(status.version).toBe(2);
+    const events = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TrainEvent);
+    const steps = events.filter((e) => e.type === 'step');
+    expect(steps.map((e) => e.step)).toEqual([1, 2]);
+    expect(
+      steps.every((e) => e.rollout.rollouts === 2 && e.learner.lossTokens > 0 && e.stalenessMax === 0),
+    ).toBe(true);
+    expect(events.filter((e) => e.type === 'checkpoint').map((e) => e.step)).toEqual([1, 2]);
+    expect(events.filter((e) => e.type === 'validation')).toHaveLength(2);
+    expect(events.at(-1)?.type).toBe('done');
+  }, 180_000);
+
+  it('refuses an invalid config at spawn with a typed error naming the field', async () => {
+    await expect(
+      system.spawn({
+        kind: 'trainer',
+        name: 'trainer/bad',
+        args: { jobId: 'bad', config: { name: 'x', steps: 0 } },
+      }),
+    ).rejects.toThrow(/steps|policy|data/);
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * TrainerActor: runs one `train` job. At spawn it validates the config, then in the background sets up the
+ * job's actors (parameter server, data-parallel learners on GPU nodes when there are any, rollout workers),
+ * serves the policy to the rollout workers (policy-server.ts), runs the training loop (trainer.ts) and tears
+ * everything down. Progress is a `trainer.status` ask away; metrics go to outputs/<name>/metrics.jsonl and
+ * to the node's dr_train_* gauges.
+ */
+import { join } from 'node:path';
+import { DrError, isDrError } from '../../config/errors.ts';
+import { checkpointDirOf, outputDirOf, parseTrainConfig, type TrainConfig } from '../../config/train.ts';
+import type { Actor, ActorContext, ActorFactory } from '../../runtime/actor.ts';
+import { loadDataset } from '../jobs/datasets.ts';
+import { learnerName } from '../learner/learner-actor.ts';
+import { LearnerGroup } from '../learner/learner-group.ts';
+import { ParamsClient } from '../params/params-client.ts';
+import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';
+import type { RolloutDone, RolloutFailed } from '../rollout/protocol.ts';
+import { ActorRolloutSource } from './actor-rollout-source.ts';
+import { gaugeSink, jsonlSink, type TrainEvent } from './metrics.ts';
+import { PolicyServer } from './policy-server.ts';
+import { TRAINER_PROTOCOL, type TrainerArgs, type TrainerStatus } from './protocol.ts';
+import type { Question } from './rollout-source.ts';
+import { runTraining } from './trainer.ts';
+
+class TrainerActor implements Actor {
+  private readonly abort = new AbortController();
+  private source: ActorRolloutSource | null = null;
+  readonly status: TrainerStatus;
+
+  constructor(
+    private readonly args: TrainerArgs,
+    private readonly config: TrainConfig,
+  ) {
+    this.status = {
+      jobId: args.jobId,
+      state: 'starting',
+      step: 0,
+      steps: config.steps,
+      version: -1,
+      outputDir: outputDirOf(config),
+      validation: { before: null, latest: null },
+      lastStep: null,
+      error: null,
+    };
+  }
+
+  receive(raw: unknown): unknown {
+    const msg = raw as { type?: string };
+    switch (msg.type) {
+      case 'rollout.done':
+      case 'rollout.failed':
+        this.source?.deliver(raw as RolloutDone | RolloutFailed);
+        return undefined;
+      case 'trainer.status':
+        return this.status;
+      case 'trainer.cancel':
+        this.abort.abort();
+        return { cancelled: this.status.state === 'running' || this.status.state === 'starting' };
+      default:
+        return {
+          error: {
+            code: 'TRAIN_BAD_MESSAGE',
+            message: `unknown trainer message ${String(msg.type)}; see actors/trainer/protocol.ts`,
+          },
+        };
+    }
+  }
+
+  stop(): void {
+    this.abort.abort();
+  }
+
+  async run(ctx: ActorContext): Promise<void> {
+    const cleanup: (() => Promise<unknown>)[] = [];
+    const ask: AskFn = (t, m, o) => ctx.ask(t, m, o);
+    const log = ctx.log.child({ job: this.args.jobId });
+    try {
+      const cfg = this.config;
+      const job = this.args.jobId;
+      const [trainSet, devSet] = await Promise.all([questionsOf(cfg.data.train), questionsOf(cfg.data.dev)]);
+      const modelDir = policyDir(cfg);
+
+      const paramsName = `params/${job}`;
+      await ctx.spawn({
+        kind: 'params',
+        name: paramsName,
+        args: { checkpointDir: checkpointDirOf(cfg), keepCheckpoints: cfg.checkpoint.keep },
+        placement: { kind: 'local' },
+      });
+      cleanup.push(() => stopQuietly(ctx, paramsName));
+
+      const group = `learner/${job}`;
+      const learners = await LearnerGroup.spawn((s) => ctx.spawn(s), ask, {
+        group,
+        size: cfg.learner.count,
+        model: { kind: 'qwen2', dir: modelDir },
+        config: {
+          loss: { ...cfg.algorithm },
+          optimizer: cfg.optimizer,
+          maxTokensPerMicroBatch: cfg.learner.maxTokensPerMicroBatch,
+          maxSeqLen: cfg.learner.maxSeqLen,
+          padId: 0,
+        },
+        paramServer: paramsName,
+      });
+      for (let r = 0; r < cfg.learner.count; r++) {
+        cleanup.push(() => stopQuietly(ctx, learnerName(group, r)));
+        cleanup.push(() => stopQuietly(ctx, `${learnerName(group, r)}/inbox`));
+      }
+      log.info({ devices: learners.devices }, 'learners placed');
+
+      const { loadCheckpoint } = await import('../../runtime/model/checkpoint.ts');
+      const { loadTokenizer } = await import('../../runtime/model/tokenizer.ts');
+      const [{ config: modelConfig }, tokenizer] = await Promise.all([
+        loadCheckpoint(modelDir),
+        loadTokenizer(),
+      ]);
+      const server = await PolicyServer.start({
+        config: modelConfig,
+        tokenizer,
+        weights: new WeightSubscriber(ask, paramsName),
+        modelName: cfg.name,
+        log,
+      });
+      cleanup.push(() => server.close());
+
+      const workers: string[] = [];
+      for (let i = 0; i < cfg.rollout.workers; i++) {
+        const name = `rollout/${job}/${i}`;
+        await ctx.spawn({
+          kind: 'rollout',
+          name,
+          args: { maxConcurrent: 64 },
+          placement: { kind: 'spread' },
+        });
+        workers.push(name);
+        cleanup.push(() => stopQuietly(ctx, name));
+      }
+      this.source = new ActorRolloutSource(ask, {
+        jobId: job,
+        workers,
+        replyTo: ctx.self.name,
+        policy: { kind: 'completions', baseURL: server.baseURL, model: cfg.name },
+        settings: {
+          maxTurns: cfg.rollout.maxTurns,
+          maxTokensPerTurn: cfg.rollout.maxTokensPerTurn,
+          temperature: cfg.rollout.temperature,
+          topP: cfg.rollout.topP,
+          date: new Date().toISOString(),
+        },
+        beforeBatch: () => server.refresh(),
+      });
+
+      const sinks = [
+        jsonlSink(join(outputDirOf(cfg), 'metrics.jsonl')),
+        gaugeSink,
+        (e: TrainEvent) => this.track(e),
+      ];
+      this.status.state = 'running';
+      const summary = await runTraining(
+        cfg,
+        {
+          job,
+          source: this.source,
+          learners,
+          params: new ParamsClient(ask, paramsName),
+          trainSet,
+          devSet,
+          emit: async (e) => {
+            for (const s of sinks) await s(e);
+          },
+          signal: this.abort.signal,
+        },
+        { resume: this.args.resume === true },
+      );
+      this.status.state = 'succeeded';
+      log.info({ validation: summary.validation, version: summary.version }, 'training finished');
+    } catch (err) {
+      const cancelled = this.abort.signal.aborted;
+      this.status.state = cancelled ? 'cancelled' : 'failed';
+      this.status.error = isDrError(err)
+        ? { code: err.code, message: err.message }
+        : { code: 'TRAIN_FAILED', message: String(err) };
+      if (!cancelled) log.error({ err: this.status.error }, 'training failed');
+    } finally {
+      for (const c of cleanup.reverse()) await c().catch(() => undefined);
+    }
+  }
+
+  private track(e: TrainEvent): void {
+    if (e.type === 'step') {
+      this.status.step = e.step;
+      this.status.version = e.version;
+      this.status.lastStep = e;
+    } else if (e.type === 'validation') {
+      this.status.validation.before ??= e.stats.f1Mean;
+      this.status.validation.latest = e.stats.f1Mean;
+    } else if (e.type === 'resumed') {
+      this.status.step = e.step;
+      this.status.version = e.version;
+    }
+  }
+}
+
+async function questionsOf(spec: string): Promise<Question[]> {
+  const rows = await loadDataset(spec);
+  return rows.map((r) => ({
+    id: r.id,
+    question: r.question,
+    groundTruth: r.groundTruth,
+    dataSource: r.dataSource,
+  }));
+}
+
+function policyDir(cfg: TrainConfig): string {
+  const p = cfg.policy;
+  if (p.kind === 'qwen2') return p.dir;
+  if (p.kind === 'embedded') {
+    if (p.dir === undefined) {
+      throw new DrError(
+        'TRAIN_BAD_CONFIG',
+        'policy "embedded" needs policy.dir: the folder with the embedded checkpoint (config.json, model.safetensors)',
+      );
+    }
+    return p.dir;
+  }
+  throw new DrError(
+    'TRAIN_BAD_CONFIG',
+    'policy "bigram" only trains the toy task of the trainer tests; use "embedded" or "qwen2" for research agents',
+  );
+}
+
+async function stopQuietly(ctx: ActorContext, name: string): Promise<void> {
+  const system = ctx as unknown as { stopActor?: (n: string) => Promise<void> };
+  if (system.stopActor !== undefined) await system.stopActor(name);
+}
+
+export const trainerActor: ActorFactory<TrainerArgs> = (args, ctx) => {
+  const actor = new TrainerActor(args, parseTrainConfig(args.config, `train job ${args.jobId}`));
+  setImmediate(() => void actor.run(ctx));
+  return actor;
+};
+
+export { TRAINER_PROTOCOL };
