@@ -2,15 +2,15 @@
  * TrainerActor: runs one `train` job. At spawn it validates the config, then in the background sets up the
  * job's actors (parameter server, data-parallel learners on GPU nodes when there are any, rollout workers),
  * serves the policy to the rollout workers (policy-server.ts), runs the training loop (trainer.ts) and tears
- * everything down. Progress is a `trainer.status` ask away; metrics go to outputs/<name>/metrics.jsonl and
- * to the node's dr_train_* gauges.
+ * down what it started in-process (the policy server; job actors stay until the runtime gives actors a way
+ * to stop their peers, and are named per job so the next job does not collide). Progress is a
+ * `trainer.status` ask away; metrics go to outputs/<name>/metrics.jsonl and the node's dr_train_* gauges.
  */
 import { join } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { checkpointDirOf, outputDirOf, parseTrainConfig, type TrainConfig } from '../../config/train.ts';
 import type { Actor, ActorContext, ActorFactory } from '../../runtime/actor.ts';
 import { loadDataset } from '../jobs/datasets.ts';
-import { learnerName } from '../learner/learner-actor.ts';
 import { LearnerGroup } from '../learner/learner-group.ts';
 import { ParamsClient } from '../params/params-client.ts';
 import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';
@@ -87,7 +87,6 @@ class TrainerActor implements Actor {
         args: { checkpointDir: checkpointDirOf(cfg), keepCheckpoints: cfg.checkpoint.keep },
         placement: { kind: 'local' },
       });
-      cleanup.push(() => stopQuietly(ctx, paramsName));
 
       const group = `learner/${job}`;
       const learners = await LearnerGroup.spawn((s) => ctx.spawn(s), ask, {
@@ -103,10 +102,6 @@ class TrainerActor implements Actor {
         },
         paramServer: paramsName,
       });
-      for (let r = 0; r < cfg.learner.count; r++) {
-        cleanup.push(() => stopQuietly(ctx, learnerName(group, r)));
-        cleanup.push(() => stopQuietly(ctx, `${learnerName(group, r)}/inbox`));
-      }
       log.info({ devices: learners.devices }, 'learners placed');
 
       const { loadCheckpoint } = await import('../../runtime/model/checkpoint.ts');
@@ -134,7 +129,6 @@ class TrainerActor implements Actor {
           placement: { kind: 'spread' },
         });
         workers.push(name);
-        cleanup.push(() => stopQuietly(ctx, name));
       }
       this.source = new ActorRolloutSource(ask, {
         jobId: job,
@@ -228,11 +222,6 @@ function policyDir(cfg: TrainConfig): string {
     'TRAIN_BAD_CONFIG',
     'policy "bigram" only trains the toy task of the trainer tests; use "embedded" or "qwen2" for research agents',
   );
-}
-
-async function stopQuietly(ctx: ActorContext, name: string): Promise<void> {
-  const system = ctx as unknown as { stopActor?: (n: string) => Promise<void> };
-  if (system.stopActor !== undefined) await system.stopActor(name);
 }
 
 export const trainerActor: ActorFactory<TrainerArgs> = (args, ctx) => {
