@@ -115,7 +115,7 @@ describe('injection on a live server', () => {
       const r = await fetch(srv.searchUrl, {
         method: 'POST',
         headers: { 'X-API-KEY': srv.apiKey },
-        body: JSON.stringify({ q: `river ${i}` }),
+        body: JSON.stringify({ q: 'river' }),
       });
       statuses.push(r.status);
       if (r.status === 429) retryAfter = r.headers.get('retry-after');
@@ -133,25 +133,24 @@ describe('injection on a live server', () => {
     expect(count(200)).toBe(n - count(500) - count(429));
   });
 
-  it('holds injected timeouts without answering until the client gives up', async () => {
+  it('never answers an injected timeout and drops its connection after the hold', async () => {
     srv = await startSandboxServer({
       world,
-      injection: {
-        seed: 2,
-        timeoutHoldMs: 30_000,
-        rules: [{ pathPrefix: '/wiki/', faults: { timeout: 0.5 } }],
-      },
+      injection: { seed: 2, timeoutHoldMs: 400, rules: [{ pathPrefix: '/wiki/', faults: { timeout: 0.5 } }] },
     });
     const path = `/wiki/${world.entities[0]?.slug}`;
+    const t0 = performance.now();
+    // No client timeout: a request either gets its page or has its connection dropped by the server.
     const results = await Promise.all(
       Array.from({ length: 40 }, () =>
-        fetch(srv?.url + path, { signal: AbortSignal.timeout(300) }).then(
+        fetch(srv?.url + path).then(
           (r) => r.status,
-          () => 'timeout' as const,
+          () => 'dropped' as const,
         ),
       ),
     );
-    const timeouts = results.filter((r) => r === 'timeout').length;
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(390);
+    const timeouts = results.filter((r) => r === 'dropped').length;
     expect(timeouts).toBe(srv.stats().injected.timeout);
     expect(timeouts).toBeGreaterThan(10);
     expect(timeouts).toBeLessThan(30);

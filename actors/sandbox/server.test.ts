@@ -142,6 +142,18 @@ describe('pages', () => {
     expect((await fetch(`${srv.url}/wiki/No_Such_Page`)).status).toBe(404);
   });
 
+  it('redirects a surname-first title to the person page with 301 and Location', async () => {
+    const person = world.entities.find((e) => e.type === 'person');
+    if (person === undefined) throw new Error('no person');
+    const [given, surname] = person.name.split(' ');
+    const r = await fetch(`${srv.url}/wiki/${surname},_${given}`, { redirect: 'manual' });
+    expect(r.status).toBe(301);
+    expect(r.headers.get('location')).toBe(`/wiki/${person.slug}`);
+    const followed = await fetch(`${srv.url}/wiki/${surname},_${given}`);
+    expect(followed.url).toBe(`${srv.url}/wiki/${person.slug}`);
+    expect(await followed.text()).toContain(`<h1>${person.name}</h1>`);
+  });
+
   it('serves PDFs as application/pdf', async () => {
     const pdf = [...site.pages.values()].find((p) => p.contentType === 'application/pdf');
     const r = await fetch(`${srv.url}${pdf?.path}`);

@@ -290,7 +290,15 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
         { 'Retry-After': '2' },
       );
     }
-    const respond = (): void => send(res, req, page.status, page.contentType, page.body);
+    const respond = (): void =>
+      send(
+        res,
+        req,
+        page.status,
+        page.contentType,
+        page.body,
+        page.location === undefined ? {} : { Location: page.location },
+      );
     if (page.behaviour === 'slow') {
       stats.pageBehaviours.slow++;
       later(slowPageMs, respond);

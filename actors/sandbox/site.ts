@@ -33,7 +33,7 @@ import {
 
 export type PageBehaviour =
   'ok' | 'truncated' | 'wrong-type' | 'not-found' | 'server-error' | 'slow' | 'rate-limited';
-export type PageKind = 'entity' | 'news' | 'list' | 'report' | 'home';
+export type PageKind = 'entity' | 'news' | 'list' | 'report' | 'home' | 'redirect';
 
 export interface SitePage {
   path: string;
@@ -51,6 +51,8 @@ export interface SitePage {
   status: number;
   contentType: string;
   body: Buffer;
+  /** Target of a redirect (sent as Location). */
+  location?: string;
 }
 
 export interface Site {
@@ -399,5 +401,32 @@ export async function buildSite(world: World): Promise<Site> {
     if (pages.has(d.path)) continue;
     pages.set(d.path, await finish(d, behaviours.get(d.path) ?? 'ok'));
   }
+  for (const r of redirects(world)) if (!pages.has(r.path)) pages.set(r.path, r);
   return { pages, indexed: [...pages.values()].filter((p) => p.indexed) };
+}
+
+/** "Surname,_Given" → the person's page (301), as encyclopedias redirect alternative titles; not indexed. */
+function redirects(world: World): SitePage[] {
+  return world.entities
+    .filter((e): e is Person => e.type === 'person')
+    .map((p) => {
+      const [given, ...rest] = p.name.split(' ');
+      const target = entityPath(p);
+      return {
+        path: `/wiki/${slugify(rest.join(' '))},_${slugify(given ?? '')}`,
+        kind: 'redirect',
+        title: p.name,
+        summary: '',
+        text: '',
+        entity: p.id,
+        behaviour: 'ok',
+        indexed: false,
+        status: 301,
+        contentType: 'text/html; charset=utf-8',
+        body: Buffer.from(
+          `<html><body>Moved to <a href="${escapeHtml(target)}">${escapeHtml(p.name)}</a>.</body></html>`,
+        ),
+        location: target,
+      };
+    });
 }
