@@ -70,4 +70,54 @@ describe('dr score', () => {
     expect(result.stderr).toContain('line 2');
     await expect(readFile(output)).rejects.toThrow();
   });
+
+  it('re-scores a rollout file against its dataset and refuses a file from another dataset', async () => {
+    const data = join(dir, 'data.jsonl');
+    const row = (q: string, gt: string, i: number) =>
+      JSON.stringify({
+        data_source: 'nq',
+        prompt: [{ role: 'user', content: q }],
+        ability: 'qa',
+        reward_model: { ground_truth: gt, style: 'rule' },
+        extra_info: { index: `nq_${i}`, split: 'test' },
+      });
+    await writeFile(
+      data,
+      `${row('Capital of France?', 'Paris', 0)}\n${row('Largest city?', 'New York City', 1)}\n`,
+    );
+    // The system prompt quotes the answer format; only the text after the first assistant turn is scored.
+    const prompt = (q: string) =>
+      `<|im_start|>system\nReply as <think>...</think><answer>...</answer><|im_end|>\n<|im_start|>user\n${q}<|im_end|>\n<|im_start|>assistant\n`;
+    const rollouts = join(dir, 'rollout_step_0.json');
+    await writeFile(
+      rollouts,
+      JSON.stringify([
+        {
+          idx: 0,
+          question: 'Capital of France?',
+          message_str: `${prompt('Capital of France?')}<think>x</think><answer>Paris</answer><|im_end|>\n`,
+        },
+        {
+          idx: 1,
+          question: 'Largest city?',
+          message_str: `${prompt('Largest city?')}<think>x</think><answer>New York</answer><|im_end|>\n`,
+        },
+      ]),
+    );
+    const result = await dr('score', '--rollouts', rollouts, '--data', data);
+    expect(result.code).toBe(0);
+    const rows = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { idx: number; f1: number; em: number });
+    expect(rows.map((r) => [r.idx, r.f1, r.em])).toEqual([
+      [0, 1, 1],
+      [1, 0.8, 0],
+    ]);
+
+    await writeFile(rollouts, JSON.stringify([{ idx: 1, question: 'Capital of France?', message_str: '' }]));
+    const mismatch = await dr('score', '--rollouts', rollouts, '--data', data);
+    expect(mismatch.code).toBe(1);
+    expect(mismatch.stderr).toContain('SCORE_ROLLOUT_MISMATCH');
+  });
 });
