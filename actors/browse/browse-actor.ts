@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DrError } from '../../config/errors.ts';
 import type { ActorFactory } from '../../runtime/actor.ts';
 import { BrowseService } from './browse-service.ts';
+import { DocumentStore } from './document-store.ts';
 import { LlmReader } from './llm-reader.ts';
 import { PageFetcher } from './page-fetcher.ts';
 import { DEFAULT_PAGE_CHARS } from './paginate.ts';
@@ -42,6 +43,7 @@ export const browseActorArgsSchema = z.object({
     .optional(),
   pageChars: z.number().int().min(100).default(DEFAULT_PAGE_CHARS),
   pageCacheEntries: z.number().int().min(1).default(2_048),
+  /** Fetches in flight per process (the document store is shared by this process's BrowseActors). */
   maxConcurrentFetches: z.number().int().min(1).default(256),
   memory: z
     .object({ maxTrajectories: z.number().int().min(1), maxCharsPerTrajectory: z.number().int().min(100) })
@@ -57,12 +59,56 @@ function parseArgs(raw: unknown): z.output<typeof browseActorArgsSchema> {
   return parsed.data;
 }
 
+interface SharedStore {
+  store: DocumentStore;
+  users: number;
+}
+
+/** Document stores shared by the BrowseActors of this process that have the same fetch configuration, so a
+ * page browsed by trajectories routed to different actors is fetched and extracted once. */
+const stores = new Map<string, SharedStore>();
+
+function acquireStore(args: z.output<typeof browseActorArgsSchema>): {
+  store: DocumentStore;
+  release(): void;
+} {
+  const { allowHosts, allowCidrs, fetch, pageChars, pageCacheEntries, maxConcurrentFetches } = args;
+  const key = JSON.stringify([
+    allowHosts,
+    allowCidrs,
+    fetch,
+    pageChars,
+    pageCacheEntries,
+    maxConcurrentFetches,
+  ]);
+  let shared = stores.get(key);
+  if (shared === undefined) {
+    const fetcher = new PageFetcher(new UrlPolicy({ allowHosts, allowCidrs }), fetch);
+    shared = {
+      store: new DocumentStore({ fetcher, pageChars, cacheEntries: pageCacheEntries, maxConcurrentFetches }),
+      users: 0,
+    };
+    stores.set(key, shared);
+  }
+  shared.users += 1;
+  const entry = shared;
+  let released = false;
+  return {
+    store: entry.store,
+    release() {
+      if (released) return;
+      released = true;
+      entry.users -= 1;
+      if (entry.users === 0) {
+        stores.delete(key);
+        entry.store.close();
+      }
+    },
+  };
+}
+
 export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
   const args = parseArgs(rawArgs);
-  const fetcher = new PageFetcher(
-    new UrlPolicy({ allowHosts: args.allowHosts, allowCidrs: args.allowCidrs }),
-    args.fetch,
-  );
   const readerKey = args.reader?.apiKeyEnv === undefined ? undefined : process.env[args.reader.apiKeyEnv];
   const reader =
     args.reader === undefined
@@ -74,13 +120,11 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
           ...(args.reader.maxPages === undefined ? {} : { maxPages: args.reader.maxPages }),
           ...(args.reader.timeoutMs === undefined ? {} : { timeoutMs: args.reader.timeoutMs }),
         });
+  const documents = acquireStore(args);
   const service = new BrowseService({
-    fetcher,
+    documents: documents.store,
     ...(reader === undefined ? {} : { reader }),
     memory: new TrajectoryMemory(args.memory),
-    pageChars: args.pageChars,
-    pageCacheEntries: args.pageCacheEntries,
-    maxConcurrentFetches: args.maxConcurrentFetches,
     log: ctx.log,
   });
 
@@ -113,7 +157,7 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
       }
     },
     stop() {
-      service.close();
+      documents.release();
     },
   };
 };

@@ -5,6 +5,7 @@ import {
   type ScriptedRequest,
 } from '../rollout/openai-test-server.ts';
 import { BrowseService } from './browse-service.ts';
+import { DocumentStore } from './document-store.ts';
 import { ARTICLE_FACT, startTestSite, type TestSite } from './browse-test-site.ts';
 import { LlmReader } from './llm-reader.ts';
 import { PageFetcher } from './page-fetcher.ts';
@@ -13,7 +14,7 @@ import { UrlPolicy } from './url-safety.ts';
 
 let site: TestSite;
 let llm: OpenAITestServer | undefined;
-const services: BrowseService[] = [];
+const stores: DocumentStore[] = [];
 
 beforeAll(async () => {
   site = await startTestSite();
@@ -24,21 +25,24 @@ afterAll(async () => {
 });
 
 afterEach(async () => {
-  for (const s of services.splice(0)) s.close();
+  for (const s of stores.splice(0)) s.close();
   await llm?.close();
   llm = undefined;
 });
 
 function service(options: { reader?: LlmReader; pageChars?: number } = {}): BrowseService {
-  const s = new BrowseService({
+  const documents = new DocumentStore({
     fetcher: new PageFetcher(new UrlPolicy({ allowCidrs: ['127.0.0.1/32'] }), {
       readTimeoutMs: 1_000,
       totalTimeoutMs: 3_000,
     }),
-    ...options,
+    ...(options.pageChars === undefined ? {} : { pageChars: options.pageChars }),
   });
-  services.push(s);
-  return s;
+  stores.push(documents);
+  return new BrowseService({
+    documents,
+    ...(options.reader === undefined ? {} : { reader: options.reader }),
+  });
 }
 
 type Script = (

@@ -51,7 +51,15 @@ export function passages(pages: string[], maxChars: number): string[] {
   return out;
 }
 
+interface PassageIndex {
+  docs: Array<{ id: number; text: string }>;
+  index: MiniSearch<{ id: number; text: string }>;
+}
+
 export class ExtractiveReader implements PageReader {
+  /** Built once per document: callers pass the same pages array for a cached document, and the index goes
+   * away with it. */
+  private readonly indexes = new WeakMap<string[], PassageIndex>();
   private readonly topPassages: number;
   private readonly relativeCutoff: number;
   private readonly maxPassageChars: number;
