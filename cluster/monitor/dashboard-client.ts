@@ -1,5 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { resolveClusterToken } from '../../config/cluster.ts';
 import { DrError } from '../../config/errors.ts';
 import type { ClusterState } from './monitor-hub.ts';
 
@@ -14,7 +13,7 @@ export interface DashboardTarget {
 /**
  * Where the head's dashboard is and which token to present, for CLI commands: `--url`, else
  * DR_DASHBOARD_URL, else PET_MASTER_ADDR (or 127.0.0.1) on DR_DASHBOARD_PORT (8265); the token is
- * DR_DASHBOARD_TOKEN, else DR_CLUSTER_TOKEN, else the .dr-token file.
+ * DR_DASHBOARD_TOKEN, else the cluster token (DR_CLUSTER_TOKEN, else the .dr-token file).
  */
 export function resolveDashboardTarget(
   flags: { url?: string },
@@ -25,17 +24,7 @@ export function resolveDashboardTarget(
     flags.url ??
     env.DR_DASHBOARD_URL ??
     `http://${env.PET_MASTER_ADDR ?? '127.0.0.1'}:${env.DR_DASHBOARD_PORT ?? DEFAULT_DASHBOARD_PORT}`;
-  const tokenFile = resolve(cwd, env.DR_CLUSTER_TOKEN_FILE ?? '.dr-token');
-  const token =
-    env.DR_DASHBOARD_TOKEN ??
-    env.DR_CLUSTER_TOKEN ??
-    (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
-  if (token === undefined || token === '') {
-    throw new DrError(
-      'MONITOR_NO_TOKEN',
-      'No dashboard token: set DR_DASHBOARD_TOKEN or DR_CLUSTER_TOKEN, or run where .dr-token is.',
-    );
-  }
+  const token = env.DR_DASHBOARD_TOKEN ?? resolveClusterToken({ env, cwd });
   return { url: url.replace(/\/+$/, ''), token };
 }
 

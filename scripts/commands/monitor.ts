@@ -1,8 +1,14 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { resolveClusterToken } from '../../config/cluster.ts';
 import { resolveDashboardTarget } from '../../cluster/monitor/dashboard-client.ts';
 import { watchStatus } from '../../cluster/monitor/status-watch.ts';
+import { connectClient } from '../../runtime/client.ts';
+import { formatLogLine, gatherJobLogs } from '../../runtime/monitor/gather-job-logs.ts';
 
-/** `dr watch`: the refreshing terminal view of the cluster, read from the head's dashboard. */
+/**
+ * `dr watch`: the refreshing terminal view of the cluster, read from the head's dashboard.
+ * `dr node-logs JOB`: the job's lines from every node's log file, merged by time.
+ */
 export function register(program: Command): void {
   program
     .command('watch')
@@ -26,6 +32,46 @@ export function register(program: Command): void {
         once: opts.once === true,
       });
     });
+
+  program
+    .command('node-logs <job>')
+    .description(
+      "Gather a job's log lines from every node (nodes keep JSON logs in DR_LOG_FILE), merged by time",
+    )
+    .option(
+      '--head <host:port>',
+      "the head's address (default PET_MASTER_ADDR:PET_MASTER_PORT or 127.0.0.1:29500)",
+    )
+    .option(
+      '--token-file <path>',
+      'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)',
+    )
+    .option('--json', 'print the lines as JSON, one per line')
+    .addOption(
+      new Option('--limit <n>', 'newest lines kept per node').default(5_000).argParser(positiveNumber),
+    )
+    .action(
+      async (job: string, opts: { head?: string; tokenFile?: string; json?: boolean; limit: number }) => {
+        const env = process.env;
+        const head = opts.head ?? `${env.PET_MASTER_ADDR ?? '127.0.0.1'}:${env.PET_MASTER_PORT ?? 29500}`;
+        const client = await connectClient({
+          head,
+          token: resolveClusterToken({
+            ...(opts.tokenFile === undefined ? {} : { tokenFile: opts.tokenFile }),
+          }),
+        });
+        try {
+          const gathered = await gatherJobLogs(client, job, { limitPerNode: Math.floor(opts.limit) });
+          for (const line of gathered.lines)
+            process.stdout.write(`${opts.json === true ? JSON.stringify(line) : formatLogLine(line)}\n`);
+          for (const m of gathered.missing) process.stderr.write(`rank ${m.rank}: ${m.code}: ${m.message}\n`);
+          if (gathered.truncated)
+            process.stderr.write(`(only the newest ${opts.limit} lines per node; raise --limit for more)\n`);
+        } finally {
+          await client.close();
+        }
+      },
+    );
 }
 
 function positiveNumber(value: string): number {
