@@ -35,6 +35,18 @@ describe('Graph', () => {
     await session.release();
   });
 
+  test('outputs rename computed values in place and copy only inputs or values already output', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2]);
+    const y = op.exp(x);
+    expect(g.output(y, 'y')).toBe(y);
+    expect(y.name).toBe('y');
+    g.output(y, 'y_again');
+    g.output(x, 'x_out');
+    expect(g.nodes.map((n) => n.opType)).toEqual(['Exp', 'Identity', 'Identity']);
+    expect(g.outputs.map((o) => o.name)).toEqual(['y', 'y_again', 'x_out']);
+  });
+
   test('shape inference follows broadcasting, reshape, gather, slice and concat', () => {
     const g = new Graph();
     const a = g.input('a', 'float32', ['n', 1, 4]);

@@ -185,14 +185,21 @@ export class Graph {
     return made;
   }
 
-  /** Marks `t` as a graph output called `name` (an Identity renames it when the value already has another name). */
+  /**
+   * Marks `t` as a graph output called `name`. A computed value is renamed in place (an Identity would copy
+   * it on every run); inputs, initializers and values already output under another name go through an Identity.
+   */
   output(t: Tensor, name: string = t.name): Tensor {
     if (t.graph !== this) throw new DrError('ONNX_FOREIGN_TENSOR', `${t.name} belongs to another graph`);
     if (this.#outputs.some((o) => o.name === name)) {
       throw new DrError('ONNX_DUPLICATE_NAME', `graph ${this.name} already has an output called ${name}`);
     }
     let out = t;
-    if (name !== t.name || t.kind !== 'node' || this.#outputs.some((o) => o.tensor === t)) {
+    const alreadyOutput = this.#outputs.some((o) => o.tensor === t);
+    if (name !== t.name && t.kind === 'node' && !alreadyOutput) {
+      this.#claim(name);
+      (t as { name: string }).name = name;
+    } else if (name !== t.name || t.kind !== 'node' || alreadyOutput) {
       this.#claim(name);
       const node: Node = { opType: 'Identity', inputs: [t], outputs: [], attrs: {} };
       out = new Tensor(this, name, t.dtype, t.shape, 'node', node);
