@@ -166,5 +166,13 @@ describe('head monitor on a real runtime', () => {
     await expect
       .poll(async () => (await state()).jobs.map((j) => [j.id, j.progress.done]))
       .toEqual([['job-1', 6]]);
+
+    // A node's report of an actor's mailbox shows on that actor, and only there.
+    recorders[0]!.gauge('dr_actor_mailbox_depth', 'waiting').set({ actor: 'reporter' }, 4);
+    recorders[1]!.gauge('dr_actor_mailbox_depth', 'waiting').set({ actor: 'reporter' }, 99);
+    await expect
+      .poll(async () => (await state()).actors.find((a) => a.path === 'reporter')?.mailboxDepth)
+      .toBe(4);
+    expect((await state()).actors.find((a) => a.path === 'monitor')?.mailboxDepth).toBeNull();
   });
 });
