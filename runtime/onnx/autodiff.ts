@@ -48,12 +48,11 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions 
   for (let i = lossAt; i >= 0; i--) {
     const node = nodes[i]!;
     const out = node.outputs[0];
-    if (!out || node.outputs.length !== 1) continue;
-    const parts = pending.get(out);
-    if (!parts) continue;
+    if (!out || !node.outputs.some((o) => pending.has(o))) continue;
     const needs = node.inputs.map((t) => t !== null && active.has(t));
     if (!needs.some(Boolean)) continue;
-    const rule = RULES[node.opType];
+    const rule = node.outputs.length === 1 ? RULES[node.opType] : undefined;
+    const parts = pending.get(out)!;
     if (!rule) throw new DrError('ONNX_NOT_DIFFERENTIABLE', `${node.opType} (producing ${out}) has no gradient rule; see runtime/onnx/README.md for the differentiable ops`);
     const gy = sumAll(parts);
     const gins = rule({ node, gy, needs });
