@@ -146,6 +146,23 @@ describe('job manager', () => {
     expect(judge.requests).toHaveLength(12);
   });
 
+  it('runs a research job with n rollouts and reports each answer', async () => {
+    const head = await startHead();
+    const question = rows[0]?.question ?? '';
+    const { job } = await head.ask<JobReply>('jobs', {
+      v: 1,
+      type: 'jobs.submit',
+      kind: 'research',
+      config: { question, n: 3, policy: { kind: 'chat', baseURL: policy.baseURL, model: 'policy' } },
+    });
+    const done = await finished(head, job.id);
+    expect(done).toMatchObject({ state: 'succeeded', progress: { done: 3, total: 3 } });
+    const answer = truthOf(question).split('<|answer_split|>')[0];
+    expect(done.result?.summary).toEqual([0, 1, 2].map((sample) => ({ sample, answer, end: 'answer' })));
+    const saved = JSON.parse(await readFile(String(done.result?.paths.trajectories), 'utf8')) as Trajectory[];
+    expect(saved.map((t) => t.id)).toEqual([0, 1, 2].map((s) => `${job.id}/0#${s}`));
+  });
+
   it('refuses a bad config with a typed error and lists and logs jobs', async () => {
     const head = await startHead();
     await expect(
