@@ -47,6 +47,18 @@ describe('Graph', () => {
     expect(g.outputs.map((o) => o.name)).toEqual(['y', 'y_again', 'x_out']);
   });
 
+  test('nodes and initializers no output depends on are left out of the model', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 2]);
+    const unused = g.initializer('unused', { dtype: 'float32', dims: [2], data: new Float32Array(2) });
+    op.matmul(op.add(x, unused), x);
+    g.output(op.exp(x), 'y');
+    const model = g.toModelProto().graph!;
+    expect(model.node!.map((n) => n.opType)).toEqual(['Exp']);
+    expect(model.initializer!.map((t) => t.name)).toEqual([]);
+    expect(model.input!.map((t) => t.name)).toEqual(['x']);
+  });
+
   test('shape inference follows broadcasting, reshape, gather, slice and concat', () => {
     const g = new Graph();
     const a = g.input('a', 'float32', ['n', 1, 4]);

@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { DrError } from '../../config/errors.ts';
 import onnxProto from 'onnx-proto';
 import type { onnx as P } from 'onnx-proto';
-import type { Graph, AttrValue, ConstantData } from './graph.ts';
+import type { Graph, AttrValue, ConstantData, Node, Tensor } from './graph.ts';
 import { ONNX_ELEM_TYPE, type Shape, type DType } from './types.ts';
 
 const { onnx } = onnxProto;
@@ -53,7 +53,8 @@ function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelPr
   let offset = 0;
   const ext = options.externalData;
   let inline = 0;
-  const initializer = graph.initializers.map(({ tensor, value }) => {
+  const { nodes, used } = liveNodes(graph);
+  const initializer = graph.initializers.filter(({ tensor }) => used.has(tensor)).map(({ tensor, value }) => {
     const bytes = rawBytes(value);
     if (ext && bytes.byteLength >= (ext.minBytes ?? 1024)) {
       const pad = (64 - (offset % 64)) % 64;
@@ -92,7 +93,7 @@ function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelPr
       input: graph.inputs.map((t) => valueInfo(t.name, t.dtype, t.shape)),
       output: graph.outputs.map((o) => valueInfo(o.name, o.tensor.dtype, o.tensor.shape)),
       initializer,
-      node: graph.nodes.map((n, i) =>
+      node: nodes.map((n, i) =>
         onnx.NodeProto.create({
           name: `${n.opType}_n${i}`,
           opType: n.opType,
@@ -104,6 +105,24 @@ function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelPr
     },
   });
   return { proto, external: chunks.length ? concat(chunks, offset) : null };
+}
+
+/**
+ * The nodes that some graph output depends on, in order, and the tensors they read. onnxruntime runs every
+ * node it is given, reachable or not, so dead nodes (a gradient nobody outputs, an unused helper value)
+ * are dropped here rather than computed on every run.
+ */
+function liveNodes(graph: Graph): { nodes: Node[]; used: Set<Tensor> } {
+  const used = new Set<Tensor>(graph.outputs.map((o) => o.tensor));
+  const live: Node[] = [];
+  const all = graph.nodes;
+  for (let i = all.length - 1; i >= 0; i--) {
+    const n = all[i]!;
+    if (!n.outputs.some((t) => used.has(t))) continue;
+    live.push(n);
+    for (const t of n.inputs) if (t) used.add(t);
+  }
+  return { nodes: live.reverse(), used };
 }
 
 function valueInfo(name: string, dtype: DType, shape: Shape): P.IValueInfoProto {
