@@ -11,6 +11,7 @@ export {
   type WorldOptions,
 } from './world.ts';
 export { buildSite, type Site, type SitePage, type PageBehaviour } from './site.ts';
+export { SearchIndex, type SearchHit, type SearchPage } from './search-index.ts';
 export {
   startSandboxServer,
   type SandboxServer,

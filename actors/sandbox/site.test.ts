@@ -32,6 +32,11 @@ describe('buildSite', () => {
     }
   });
 
+  it('mentions every entity on some secondary page (a list, news story or report)', () => {
+    const secondary = [...site.pages.values()].filter((p) => p.kind !== 'entity' && p.kind !== 'redirect');
+    for (const e of world.entities) expect(secondary.some((p) => p.text.includes(e.name))).toBe(true);
+  });
+
   it('wraps articles in clutter: navigation, cookie banner, sidebar, footer, scripts', () => {
     const html = (site.pages.get(`/wiki/${world.entities[0]?.slug}`)?.body ?? Buffer.alloc(0)).toString();
     for (const marker of [

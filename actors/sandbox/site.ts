@@ -282,6 +282,46 @@ function listDrafts(world: World, rng: Rng): Draft[] {
       ),
     );
   }
+  out.push(
+    listDraft(
+      rng,
+      world,
+      'List of rivers',
+      'Rivers by length, with the country where they rise where it is recorded.',
+      ['River', 'Length (km)', 'Source'],
+      of('river')
+        .slice()
+        .sort((a, b) => b.lengthKm - a.lengthKm)
+        .map((r) => [
+          cell(r),
+          { text: String(r.lengthKm) },
+          r.placement.source === 'lead' ? cell(get(r.source)) : { text: '—' },
+        ]),
+    ),
+    listDraft(
+      rng,
+      world,
+      'List of universities',
+      'Universities and colleges with the city where they are located.',
+      ['University', 'City'],
+      of('university').map((u) => [cell(u), cell(get(u.city))]),
+    ),
+  );
+  const books = of('book');
+  for (const genre of [...new Set(books.map((b) => b.genre))].sort()) {
+    out.push(
+      listDraft(
+        rng,
+        world,
+        `Books by genre: ${genre}`,
+        `Notable works classed as ${genre}.`,
+        ['Title', 'Author'],
+        books
+          .filter((b) => b.genre === genre)
+          .map((b) => [cell(b), b.placement.author === 'lead' ? cell(get(b.author)) : { text: '—' }]),
+      ),
+    );
+  }
   return out;
 }
 
