@@ -23,6 +23,8 @@ export interface SessionConfig {
   /** Threads running independent ops in parallel (default 1: sequential execution). */
   interOpThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** CUDA device ordinal for provider 'cuda'/'auto' (default 0). */
+  cudaDeviceId?: number;
   /** onnxruntime's own stderr logging: 0 verbose .. 4 fatal (default 3, errors only). */
   ortLogLevel?: 0 | 1 | 2 | 3 | 4;
   log?: Logger;
@@ -33,6 +35,9 @@ export type Feeds = Record<string, ort.Tensor>;
 export type Fetches = readonly string[] | Record<string, ort.Tensor | null>;
 
 const require = createRequire(import.meta.url);
+
+/** Set once CUDA failed to start under provider 'auto', so later sessions go straight to CPU. */
+let cudaFailed = false;
 
 /** Whether onnxruntime-node has a CUDA provider library next to its native binding (see shared/gpu/README.md). */
 export function cudaProviderInstalled(): boolean {
@@ -73,14 +78,19 @@ export class OnnxSession {
       graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
       logSeverityLevel: config.ortLogLevel ?? 3,
     };
-    if (want !== 'cpu') {
+    if (want === 'cuda' || (want === 'auto' && !cudaFailed)) {
       const installed = cudaProviderInstalled();
       if (installed) {
         try {
-          return new OnnxSession(await createSession(bytes, { ...base, executionProviders: ['cuda', 'cpu'] }), 'cuda');
+          const cuda = { name: 'cuda', deviceId: config.cudaDeviceId ?? 0 };
+          return new OnnxSession(await createSession(bytes, { ...base, executionProviders: [cuda, 'cpu'] }), 'cuda');
         } catch (err) {
           if (want === 'cuda') throw new DrError('ONNX_CUDA_UNAVAILABLE', `the CUDA provider failed to start: ${String(err)}; check CUDA libraries on LD_LIBRARY_PATH`, { cause: err });
-          log.warn({ err: String(err) }, 'CUDA provider failed to start; running on CPU');
+          const cpu = new OnnxSession(await createSession(bytes, { ...base, executionProviders: ['cpu'] }), 'cpu');
+          // The CPU provider took the same model, so the provider (not the model) failed: stop trying it.
+          cudaFailed = true;
+          log.warn({ err: String(err) }, 'CUDA provider failed to start; running on CPU from now on');
+          return cpu;
         }
       } else if (want === 'cuda') {
         throw new DrError('ONNX_CUDA_UNAVAILABLE', 'no CUDA provider library beside onnxruntime-node; stage it with shared/gpu/prepare.sh or use provider "auto"');
