@@ -7,6 +7,8 @@ export interface Counter {
 }
 export interface Gauge {
   set(labels: Labels, value: number): void;
+  /** Forget one series (its job ended, its actor left); the head drops it at the next snapshot. */
+  remove(labels: Labels): void;
 }
 export interface Histogram {
   observe(labels: Labels, value: number): void;
@@ -57,6 +59,9 @@ export class MetricsRecorder {
     return {
       set: (labels, value) => {
         this.#series(family, labels).value = value;
+      },
+      remove: (labels) => {
+        family.series.delete(labelKey(labels));
       },
     };
   }

@@ -101,6 +101,26 @@ describe('MetricsStore', () => {
     expect(store.family('dr_weights_version')?.series.size).toBe(1);
   });
 
+  it("drops a rank's series that its latest snapshot no longer holds, leaving other ranks alone", () => {
+    const store = new MetricsStore();
+    const node = new MetricsRecorder();
+    const depth = node.gauge('dr_actor_mailbox_depth', 'waiting');
+    depth.set({ actor: 'a' }, 1);
+    depth.set({ actor: 'b' }, 2);
+    store.ingest(1, node.snapshot());
+    store.ingest(
+      2,
+      batchWith((r) => r.gauge('dr_actor_mailbox_depth', 'waiting').set({ actor: 'c' }, 3)),
+    );
+    depth.remove({ actor: 'a' });
+    store.ingest(1, node.snapshot());
+    const left = [...(store.family('dr_actor_mailbox_depth')?.series.values() ?? [])].map((s) => s.labels);
+    expect(left).toEqual([
+      { actor: 'b', rank: '1' },
+      { actor: 'c', rank: '2' },
+    ]);
+  });
+
   it('caps the label sets kept per metric', () => {
     const store = new MetricsStore({ maxSeriesPerMetric: 3 });
     store.ingest(

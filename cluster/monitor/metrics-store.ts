@@ -46,7 +46,10 @@ export class MetricsStore {
     this.#log = options.log ?? silentLogger;
   }
 
-  /** Takes a node's snapshot (see MetricsRecorder.snapshot). */
+  /**
+   * Takes a node's snapshot (see MetricsRecorder.snapshot). A snapshot is the node's whole state, so the
+   * rank's series that it no longer contains are dropped.
+   */
   ingest(rank: number, batch: unknown, at = Date.now()): void {
     const parsed = metricsBatchSchema.safeParse(batch);
     if (!parsed.success) {
@@ -58,6 +61,7 @@ export class MetricsStore {
         },
       );
     }
+    const seen = new Set<string>();
     for (const sample of parsed.data.samples) {
       let family = this.#families.get(sample.name);
       if (family === undefined) {
@@ -76,6 +80,7 @@ export class MetricsStore {
       }
       const labels = { ...sample.labels, rank: String(rank) };
       const key = labelKey(labels);
+      seen.add(`${sample.name}\u0000${key}`);
       if (!family.series.has(key) && family.series.size >= this.#maxSeries) {
         if (!this.#overflowLogged.has(sample.name)) {
           this.#overflowLogged.add(sample.name);
@@ -92,6 +97,13 @@ export class MetricsStore {
           ? { labels, value: sample.count, counts: sample.counts, sum: sample.sum, updatedAt: at }
           : { labels, value: sample.value, updatedAt: at },
       );
+    }
+    const sender = String(rank);
+    for (const family of this.#families.values()) {
+      for (const [key, series] of family.series) {
+        if (series.labels.rank === sender && !seen.has(`${family.name}\u0000${key}`))
+          family.series.delete(key);
+      }
     }
   }
 

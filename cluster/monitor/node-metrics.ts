@@ -8,6 +8,8 @@ export interface MetricsReportingOptions {
   /** Delivers one snapshot to the head (over the node's link; on the head, straight into its store). */
   send: (batch: MetricsBatch) => void;
   intervalMs?: number;
+  /** Called before each snapshot, to bring sampled figures up to date. */
+  sample?: () => void;
 }
 
 /**
@@ -44,6 +46,7 @@ export function startMetricsReporting(options: MetricsReportingOptions): () => v
     const used = process.cpuUsage(lastCpu);
     lastCpu = process.cpuUsage();
     cpu.inc({}, (used.user + used.system) / 1e6);
+    options.sample?.();
     send(recorder.snapshot());
   };
   const timer = setInterval(report, options.intervalMs ?? 2_000);

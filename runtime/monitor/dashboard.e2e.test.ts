@@ -49,11 +49,14 @@ function reportJob(done: number): void {
   client.tell(MONITOR_ACTOR, message);
 }
 
-/** What a trainer on rank 1 reports after a step (the same message its node's reporting sends). */
+/**
+ * What a trainer's node reports after a step (the message node reporting sends), as rank 3: a rank no node
+ * has, since a node's snapshot replaces everything stored under its rank.
+ */
 const trainer = new MetricsRecorder();
 function reportTrainingStep(reward: number): void {
   trainer.gauge('dr_train_reward_mean', 'Mean rollout reward.').set({ job: 'job-e2e' }, reward);
-  const message: MonitorMessage = { v: 1, type: 'metrics', rank: 1, batch: trainer.snapshot() };
+  const message: MonitorMessage = { v: 1, type: 'metrics', rank: 3, batch: trainer.snapshot() };
   client.tell(MONITOR_ACTOR, message);
 }
 
@@ -187,12 +190,12 @@ describe('dashboard in headless Chromium against a running cluster', () => {
     expect(families.get('dr_job_items_done')?.metrics).toEqual([
       { labels: { job: 'job-e2e', kind: 'evaluate' }, value: '26' },
     ]);
-    // The head reports its own process figures; the trainer's reward came in as rank 1.
+    // The head reports its own process figures; the trainer's reward came in as rank 3.
     expect(families.get('dr_process_resident_memory_bytes')?.metrics.map((m) => m.labels?.rank)).toEqual([
       '0',
     ]);
     expect(families.get('dr_train_reward_mean')?.metrics).toEqual([
-      { labels: { job: 'job-e2e', rank: '1' }, value: '0.31' },
+      { labels: { job: 'job-e2e', rank: '3' }, value: '0.31' },
     ]);
   });
 });
