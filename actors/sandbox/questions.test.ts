@@ -126,7 +126,7 @@ describe('answerable through search', () => {
     await srv.close();
   });
 
-  it('finds the first hop page at rank 1 for every question and shows the answer in the top snippet for most easy ones', async () => {
+  it('finds the first hop page at rank 1 for every question and shows the answer in the top snippet for nearly all easy ones', async () => {
     const easy = all.filter((q) => q.hops.length === 1 && !q.needsBrowse && q.split === 'dev');
     const dev = all.filter((x) => x.split === 'dev');
     let inSnippet = 0;
@@ -145,6 +145,6 @@ describe('answerable through search', () => {
         if (easy.includes(q) && top?.snippet.includes(q.answers[0] ?? '\u0000')) inSnippet++;
       });
     }
-    expect(inSnippet / easy.length).toBeGreaterThan(0.8);
+    expect(inSnippet / easy.length).toBeGreaterThan(0.95);
   });
 });

@@ -54,6 +54,7 @@ function clip(s: string): string {
 export class SearchIndex {
   private readonly mini: MiniSearch<{ id: number; title: string; text: string }>;
   private readonly sentences: string[][];
+  private readonly sentenceTerms: Set<string>[][];
   private readonly cache = new Map<string, SearchPage>();
 
   constructor(private readonly pages: readonly SitePage[]) {
@@ -66,6 +67,7 @@ export class SearchIndex {
     this.sentences = pages.map((p) =>
       splitSentences(p.summary.length > 0 ? p.summary : p.text.slice(0, 600)),
     );
+    this.sentenceTerms = this.sentences.map((ss) => ss.map((x) => new Set(terms(x))));
   }
 
   /** One page of ranked results (`page` from 1). */
@@ -87,20 +89,38 @@ export class SearchIndex {
     return result;
   }
 
-  /** The summary sentence with the most distinct query terms (the earliest on ties), plus the next if short. */
+  /**
+   * Google-like: the summary sentence with the most distinct query terms (earliest on ties), then the one
+   * that adds the most terms not yet covered, joined in page order (" ... " across a gap). A short lone
+   * sentence gets its successor for context.
+   */
   private snippet(id: number, qterms: Set<string>): string {
     const sents = this.sentences[id] ?? [];
-    let best = 0;
-    let bestScore = -1;
-    sents.forEach((s, i) => {
-      const score = new Set(terms(s).filter((t) => qterms.has(t))).size;
-      if (score > bestScore) {
-        best = i;
-        bestScore = score;
-      }
-    });
-    const first = sents[best] ?? '';
-    const next = sents[best + 1];
-    return clip(first.length < 110 && next !== undefined ? `${first} ${next}` : first);
+    const sentTerms = this.sentenceTerms[id] ?? [];
+    const best = (covered: ReadonlySet<string>, skip: number): { at: number; gain: number } => {
+      let at = -1;
+      let gain = 0;
+      sentTerms.forEach((ts, i) => {
+        if (i === skip) return;
+        let g = 0;
+        for (const t of ts) if (qterms.has(t) && !covered.has(t)) g++;
+        if (g > gain) {
+          at = i;
+          gain = g;
+        }
+      });
+      return { at, gain };
+    };
+    const first = best(new Set(), -1);
+    const a = Math.max(first.at, 0);
+    const covered = new Set([...(sentTerms[a] ?? [])].filter((t) => qterms.has(t)));
+    const second = best(covered, a);
+    if (second.at < 0) {
+      const next = sents[a + 1];
+      const lone = sents[a] ?? '';
+      return clip(lone.length < 110 && next !== undefined ? `${lone} ${next}` : lone);
+    }
+    const [x, y] = a < second.at ? [a, second.at] : [second.at, a];
+    return clip(`${sents[x] ?? ''}${y === x + 1 ? ' ' : ' ... '}${sents[y] ?? ''}`);
   }
 }
