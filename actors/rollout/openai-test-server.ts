@@ -29,7 +29,9 @@ export interface ScriptedReply {
 
 export interface TestServerOptions {
   reply: (req: ScriptedRequest) => ScriptedReply | string | Promise<ScriptedReply | string>;
+  /** Tokenizer for token counts, `max_tokens` cuts and token ids; default UTF-8 bytes. */
   encode?: (text: string) => number[];
+  decode?: (ids: number[]) => string;
 }
 
 export interface OpenAITestServer {
@@ -75,6 +77,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 export async function startOpenAITestServer(options: TestServerOptions): Promise<OpenAITestServer> {
   const encode = options.encode ?? byteEncode;
+  const decode = options.decode ?? ((ids: number[]): string => Buffer.from(ids).toString('utf8'));
   const requests: ScriptedRequest[] = [];
   let failures: { status: number; left: number } = { status: 0, left: 0 };
   let counter = 0;
@@ -130,7 +133,7 @@ export async function startOpenAITestServer(options: TestServerOptions): Promise
     let outText = text;
     if (ids.length > maxTokens) {
       ids = ids.slice(0, maxTokens);
-      outText = Buffer.from(ids).toString('utf8');
+      outText = decode(ids);
       finish = 'length';
     }
     const created = Math.floor(Date.now() / 1000);

@@ -88,6 +88,7 @@ describe('CompletionPolicy with the Qwen2.5 tokenizer', () => {
     ];
     server = await startOpenAITestServer({
       encode: (text) => tokenizer.encode(text),
+      decode: (ids) => tokenizer.decode(ids),
       reply: (req) => {
         const prompt = Array.isArray(req.prompt) ? tokenizer.decode(req.prompt) : (req.prompt ?? '');
         return turns[prompt.split('<tool_response>').length - 2] ?? turns[1]!;
