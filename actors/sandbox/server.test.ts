@@ -44,6 +44,17 @@ describe('Serper-compatible search endpoint', () => {
     expect(((await noQ.json()) as { message: string }).message).toMatch(/q/);
   });
 
+  it('refuses a body over 1 MiB with 413 and a wrong method with 405', async () => {
+    const big = await serper(JSON.stringify({ q: 'x'.repeat(2 << 20) }));
+    expect(big.status).toBe(413);
+    const put = await fetch(srv.searchUrl, {
+      method: 'PUT',
+      headers: { 'X-API-KEY': srv.apiKey },
+      body: '{}',
+    });
+    expect(put.status).toBe(405);
+  });
+
   it('returns searchParameters, organic results with title/link/snippet/position, and credits', async () => {
     const person = world.entities.find((e) => e.type === 'person');
     if (person === undefined) throw new Error('no person');
@@ -152,6 +163,12 @@ describe('pages', () => {
     const followed = await fetch(`${srv.url}/wiki/${surname},_${given}`);
     expect(followed.url).toBe(`${srv.url}/wiki/${person.slug}`);
     expect(await followed.text()).toContain(`<h1>${person.name}</h1>`);
+  });
+
+  it('answers hostile paths without serving anything outside the site', async () => {
+    expect((await fetch(`${srv.url}/wiki/%E0%A4%A`)).status).toBe(400);
+    expect((await fetch(`${srv.url}/..%2F..%2Fetc%2Fpasswd`)).status).toBe(404);
+    expect((await fetch(`${srv.url}/wiki/${'A'.repeat(4000)}`)).status).toBe(404);
   });
 
   it('serves PDFs as application/pdf', async () => {

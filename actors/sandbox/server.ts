@@ -75,6 +75,7 @@ export interface SandboxServer {
 }
 
 const MAX_BODY_BYTES = 1 << 20;
+const DRAIN_LIMIT_BYTES = 16 << 20;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 const serperQuerySchema = z
@@ -102,18 +103,19 @@ function emptyStats(): SandboxStats {
   };
 }
 
+/** The body, or null when it is over MAX_BODY_BYTES: the rest is drained (so the client reads the 413
+ * instead of a reset) unless it goes on past DRAIN_LIMIT_BYTES, where the connection is cut. */
 function readBody(req: IncomingMessage): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        resolve(null);
-        req.destroy();
-      } else chunks.push(c);
+      if (size <= MAX_BODY_BYTES) chunks.push(c);
+      else if (size > DRAIN_LIMIT_BYTES) req.destroy();
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve(size > MAX_BODY_BYTES ? null : Buffer.concat(chunks)));
+    req.on('close', () => resolve(null));
     req.on('error', reject);
   });
 }
