@@ -25,6 +25,9 @@ interface GradContext {
 
 type GradRule = (ctx: GradContext) => readonly (Tensor | null)[];
 
+/** Gradients that are zeros except for `updates` scattered at `indices` along `axis` (from GatherElements). */
+const SPARSE_GRADS = new WeakMap<Tensor, { indices: Tensor; updates: Tensor; axis: number }>();
+
 /** d loss / d wrt[i] for each i; a `wrt` tensor that the loss does not depend on gets zeros. */
 export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions = {}): Tensor[] {
   const g = loss.graph;
@@ -94,6 +97,12 @@ function reshapeLike(t: Tensor, x: Tensor): Tensor {
   if (sameShape(t.shape, x.shape)) return t;
   if (isStatic(x.shape)) return op.reshape(t, x.shape);
   return known(t.graph, 'Reshape', [t, op.shapeOf(x)], x);
+}
+
+/** `t` broadcast to `x`'s shape (a constant target when static, so `x` itself need not be computed). */
+function expandLike(t: Tensor, x: Tensor): Tensor {
+  if (sameShape(t.shape, x.shape)) return t;
+  return isStatic(x.shape) ? op.expand(t, x.shape) : known(t.graph, 'Expand', [t, op.shapeOf(x)], x);
 }
 
 /** Sums `gy` over the axes along which `x` was broadcast, giving `x`'s shape. */
@@ -285,12 +294,20 @@ const RULES: Readonly<Record<string, GradRule>> = {
   LogSoftmax: (ctx) => {
     const y = out0(ctx);
     const axis = intAttr(ctx.node, 'axis', -1);
+    const sparse = SPARSE_GRADS.get(ctx.gy);
+    if (sparse && sparse.axis === axis) {
+      // Token log-probs (GatherElements of a LogSoftmax): gy is zero except at the gathered entries, so
+      // gy - exp(y) * sum(gy) is -exp(y) * sum(updates) with the updates scattered on top; this skips the
+      // dense zeros, a full-width ReduceSum and a Sub over the vocabulary axis.
+      const dense = op.mul(op.exp(y), op.neg(op.reduceSum(sparse.updates, [axis], true)));
+      return [op.scatterElements(dense, sparse.indices, sparse.updates, axis, 'add')];
+    }
     return [op.sub(ctx.gy, op.mul(op.exp(y), op.reduceSum(ctx.gy, [axis], true)))];
   },
-  ReduceSum: (ctx) => [known(ctx.gy.graph, 'Expand', [keptGrad(ctx), op.shapeOf(in0(ctx))], in0(ctx))],
+  ReduceSum: (ctx) => [expandLike(keptGrad(ctx), in0(ctx))],
   ReduceMean: (ctx) => {
     const x = in0(ctx);
-    const spread = known(x.graph, 'Expand', [keptGrad(ctx), op.shapeOf(x)], x);
+    const spread = expandLike(keptGrad(ctx), x);
     return [op.div(spread, elementCountRatio(x, out0(ctx)))];
   },
   ReduceMax: (ctx) => {
@@ -377,7 +394,9 @@ const RULES: Readonly<Record<string, GradRule>> = {
   GatherElements: (ctx) => {
     const [data, indices] = ctx.node.inputs as [Tensor, Tensor];
     const axis = intAttr(ctx.node, 'axis', 0);
-    return [inScatterDtype(data, (zeros, dt) => op.scatterElements(zeros, indices, op.cast(ctx.gy, dt), axis, 'add')), null];
+    const dgrad = inScatterDtype(data, (zeros, dt) => op.scatterElements(zeros, indices, op.cast(ctx.gy, dt), axis, 'add'));
+    if (dgrad.producer?.opType === 'ScatterElements') SPARSE_GRADS.set(dgrad, { indices, updates: ctx.gy, axis });
+    return [dgrad, null];
   },
 };
 

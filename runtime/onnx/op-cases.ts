@@ -119,6 +119,19 @@ export const OP_CASES: OpCase[] = [
     inputs: { a: fx([2, 4]), i: ints([2, 3], [0, 3, 3, 2, 2, 1]) },
     f: (t) => op.gatherElements(t.a!, t.i!, -1),
   },
+  {
+    name: 'token log-probs: GatherElements of LogSoftmax',
+    inputs: { a: fx([2, 3, 5]), i: ints([2, 3, 1], [0, 4, 4, 2, 1, 3]) },
+    f: (t) => op.gatherElements(op.logSoftmax(t.a!, -1), t.i!, -1),
+  },
+  {
+    name: 'token log-probs used twice (entropy-style fan-out)',
+    inputs: { a: fx([2, 4]), i: ints([2, 1], [3, 0]) },
+    f: (t) => {
+      const lp = op.logSoftmax(t.a!, -1);
+      return op.add(op.gatherElements(lp, t.i!, -1), op.reduceSum(op.mul(op.exp(lp), lp), [-1], true));
+    },
+  },
   { name: 'Identity', inputs: { a: fx([2, 2]) }, f: (t) => op.identity(t.a!) },
   {
     name: 'Add with named dims reduces broadcast axes at run time',
