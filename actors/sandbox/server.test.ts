@@ -44,6 +44,20 @@ describe('Serper-compatible search endpoint', () => {
     expect(((await noQ.json()) as { message: string }).message).toMatch(/q/);
   });
 
+  it('also answers GET /search?q=&apiKey=, and can refuse keys with 403 as google.serper.dev does', async () => {
+    const get = await fetch(`${srv.searchUrl}?q=river&num=3&apiKey=${srv.apiKey}`);
+    expect(get.status).toBe(200);
+    expect(((await get.json()) as { organic: unknown[] }).organic).toHaveLength(3);
+    const strict = await startSandboxServer({ world, site, unauthorizedStatus: 403 });
+    try {
+      const r = await fetch(strict.searchUrl, { method: 'POST', body: JSON.stringify({ q: 'river' }) });
+      expect(r.status).toBe(403);
+      expect(await r.json()).toEqual({ message: 'Unauthorized.', statusCode: 403 });
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('refuses a body over 1 MiB with 413 and a wrong method with 405', async () => {
     const big = await serper(JSON.stringify({ q: 'x'.repeat(2 << 20) }));
     expect(big.status).toBe(413);
