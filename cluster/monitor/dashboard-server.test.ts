@@ -1,8 +1,11 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startDashboardServer, type DashboardServer } from './dashboard-server.ts';
-import { MonitorHub, type DashboardMessage } from './monitor-hub.ts';
+import { MonitorHub, type ClusterState, type DashboardMessage } from './monitor-hub.ts';
 import { MonitorTables } from './monitor-tables.ts';
 
 const TOKEN = 'cluster-secret';
@@ -157,6 +160,54 @@ describe('dashboard server', () => {
     ).rejects.toThrow('status 403');
     const { ws } = await openSocket(url, { cookie: `dr_token=${TOKEN}`, origin: url });
     ws.close();
+  });
+
+  it("serves a job's result files listed in the job table, and nothing else", async () => {
+    const { url, tables } = await start();
+    const dir = mkdtempSync(join(tmpdir(), 'dr-results-'));
+    try {
+      writeFileSync(join(dir, 'scores.json'), '{"f1":0.42}');
+      writeFileSync(join(dir, 'secret.txt'), 'not listed');
+      tables.upsertJob({
+        id: 'job/1',
+        kind: 'evaluate',
+        state: 'succeeded',
+        progress: { done: 1, total: 1 },
+        submittedAt: 0,
+        results: [
+          { label: 'scores', href: join(dir, 'scores.json') },
+          { label: 'gone', href: join(dir, 'deleted.json') },
+          { label: 'wandb', href: 'https://example.org/run/1' },
+          { label: 'trap', href: 'javascript:alert(1)' },
+        ],
+      });
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const state = (await (await fetch(`${url}/api/state`, { headers: auth })).json()) as ClusterState;
+      expect(state.jobs[0]?.resultLinks).toEqual([
+        { label: 'scores', href: '/results/job%2F1/0' },
+        { label: 'gone', href: '/results/job%2F1/1' },
+        { label: 'wandb', href: 'https://example.org/run/1' },
+        { label: 'trap', href: null },
+      ]);
+      const scores = await fetch(`${url}/results/job%2F1/0`, { headers: auth });
+      expect([scores.status, scores.headers.get('content-type'), await scores.text()]).toEqual([
+        200,
+        'application/json',
+        '{"f1":0.42}',
+      ]);
+      expect((await fetch(`${url}/results/job%2F1/0`)).status).toBe(401);
+      for (const path of [
+        '/results/job%2F1/1',
+        '/results/job%2F1/2',
+        '/results/job%2F1/9',
+        '/results/nope/0',
+        `/results/job%2F1/..%2F${'secret.txt'}`,
+      ]) {
+        expect((await fetch(`${url}${path}`, { headers: auth })).status, path).toBe(404);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports a taken port as MONITOR_PORT_IN_USE', async () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { silentLogger, type Logger } from '../../config/log.ts';
 import { DrError } from '../../config/errors.ts';
 import { TokenGate, tokenCookie } from './auth.ts';
+import { resultFile } from './job-results.ts';
 import type { DashboardMessage, MonitorHub } from './monitor-hub.ts';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.ts';
 
@@ -92,7 +93,32 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
     if (path === '/api/snapshot') return send(res, 200, 'application/json', JSON.stringify(hub.snapshot()));
     if (path === '/metrics')
       return send(res, 200, PROMETHEUS_CONTENT_TYPE, await renderPrometheus(hub.source, hub.store));
+    const result = /^\/results\/([^/]+)\/(\d+)$/.exec(path);
+    if (result !== null) return sendResult(res, decodeURIComponent(result[1] as string), Number(result[2]));
     send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+  }
+
+  function sendResult(res: ServerResponse, jobId: string, index: number): Promise<void> {
+    const file = resultFile(hub.source, jobId, index);
+    if (file === undefined) {
+      send(res, 404, 'text/plain; charset=utf-8', 'no such result\n');
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const stream = createReadStream(file.path);
+      stream.once('open', () => {
+        res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': file.type });
+        stream.pipe(res);
+      });
+      stream.once('error', (err) => {
+        log.warn({ err, job: jobId, path: file.path }, 'job result not readable');
+        if (!res.headersSent)
+          send(res, 404, 'text/plain; charset=utf-8', 'result file not readable on the head\n');
+        else res.destroy();
+        resolve();
+      });
+      stream.once('close', () => resolve());
+    });
   }
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {

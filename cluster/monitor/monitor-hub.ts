@@ -1,5 +1,6 @@
 import { ChartSampler, type ChartHistory, type ChartPoint, type TableView } from './chart-sampler.ts';
 import { etaSeconds, progressRatio } from './job-progress.ts';
+import { resultLink } from './job-results.ts';
 import { MetricsStore } from './metrics-store.ts';
 import { DEFAULT_PANELS, type Panels } from './panels.ts';
 import type { ActorView, JobView, MonitorSource, NodeView } from './source.ts';
@@ -14,6 +15,8 @@ export interface NodeRow extends NodeView {
 export interface JobRow extends JobView {
   progressRatio: number;
   etaSeconds: number | null;
+  /** `results` as the page links them: files on the head through `/results/<job>/<i>`, URLs as they are. */
+  resultLinks: Array<{ label: string; href: string | null }>;
 }
 
 /** The cluster tables at one instant: what `dr watch` prints and the dashboard's tables show. */
@@ -116,9 +119,12 @@ export class MonitorHub {
         actorCount: perNode.get(node.rank) ?? 0,
       })),
       actors,
-      jobs: this.source
-        .jobs()
-        .map((job) => ({ ...job, progressRatio: progressRatio(job), etaSeconds: etaSeconds(job, now) })),
+      jobs: this.source.jobs().map((job) => ({
+        ...job,
+        progressRatio: progressRatio(job),
+        etaSeconds: etaSeconds(job, now),
+        resultLinks: job.results.map((r, i) => ({ label: r.label, href: resultLink(job, i) })),
+      })),
       tables: this.#sampler.tables(),
     };
   }

@@ -97,7 +97,13 @@ function renderJobs(jobs) {
         ]),
       ),
       td(j.etaSeconds === null ? '–' : formatDuration(j.etaSeconds)),
-      td(j.results.map((r) => el('a', { href: r.href }, r.label))),
+      td(
+        j.resultLinks.map((r) =>
+          r.href === null
+            ? el('span', {}, r.label)
+            : el('a', { href: r.href, target: '_blank', rel: 'noopener' }, r.label),
+        ),
+      ),
     ]),
   );
   replaceRows('jobs', rows, 6, 'no jobs');
