@@ -72,7 +72,7 @@ function startMonitoredHead(): Promise<Record<string, unknown>> {
       DR_SUSPECT_AFTER_MS: '400',
       DR_DOWN_AFTER_MS: String(DOWN_AFTER_MS),
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['pipe', 'ignore', 'pipe'],
   });
   return new Promise((resolve, reject) => {
     let output = '';

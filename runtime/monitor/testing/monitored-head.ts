@@ -32,4 +32,9 @@ await runtime.start();
 const dashboard = await monitor.attach(runtime);
 startNodeReporting(runtime);
 logger.info({ rank: 0, port: runtime.node.port, dashboard }, 'node ready');
-process.on('SIGTERM', () => void runtime.stop().then(() => process.exit(0)));
+const stop = () => void runtime.stop().then(() => process.exit(0));
+process.on('SIGTERM', stop);
+// The test's pipe on stdin: when the test process is gone, so is this head (no orphans).
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+process.stdin.resume();
