@@ -52,6 +52,16 @@ describe('AdamW as graph ops', () => {
     expect(state.step).toBe(3);
   });
 
+  test('running a session that is not a train step over these params is refused with a typed error', async () => {
+    const g = new Graph('forward-only');
+    g.output(op.mul(g.param('w', 'float64', [1]), 2), 'y');
+    const session = await OnnxSession.create(g);
+    sessions.push(session);
+    const state = new TrainState({ w: { dims: [1], data: Float64Array.of(1) } });
+    await expect(state.run(session, {}, 0.1)).rejects.toMatchObject({ code: 'ONNX_NOT_A_TRAIN_STEP' });
+    expect(state.step).toBe(0);
+  });
+
   test('params excluded from decay are only moved by the gradient', async () => {
     const g = new Graph('nodecay');
     const w = g.param('w', 'float64', [1]);

@@ -64,6 +64,21 @@ describe('SessionCache', () => {
     expect(calls).toBe(2);
   });
 
+  test('an evicted family is built again on the next get', async () => {
+    cache = new SessionCache();
+    let builds = 0;
+    const build = (): Graph => {
+      builds++;
+      return scaleGraph(2);
+    };
+    const first = await cache.get('k', build);
+    await cache.evict('k');
+    expect(await codeOf(first.run({ x: x(1) }))).toBe('ONNX_SESSION_RELEASED');
+    const second = await cache.get('k', build);
+    expect(second).not.toBe(first);
+    expect(builds).toBe(2);
+  });
+
   test('familyKey is independent of parameter order', () => {
     expect(familyKey('decode', { batch: 4, bucket: 128 })).toBe(familyKey('decode', { bucket: 128, batch: 4 }));
     expect(familyKey('decode', { batch: 4 })).not.toBe(familyKey('decode', { batch: 8 }));

@@ -33,6 +33,7 @@ export class TrainState {
   #back = new Map<string, Slot>();
   #step = 0;
   readonly #plans: ({ feeds: Feeds; fetches: Record<string, ort.Tensor | null> } | undefined)[] = [];
+  readonly #checked = new WeakSet<OnnxSession>();
   readonly #lr: ort.Tensor;
   readonly #stepT: ort.Tensor;
 
@@ -85,6 +86,13 @@ export class TrainState {
   /** One forward + backward + AdamW run of `session` (built with `trainStep`/`adamw`) on `batch`. */
   async run(session: OnnxSession, batch: Feeds, lr: number): Promise<StepResult> {
     const plan = (this.#plans[this.#step % 2] ??= this.#plan());
+    if (!this.#checked.has(session)) {
+      const missing = [...Object.keys(plan.fetches), ...Object.keys(plan.feeds)].filter((n) => !session.outputNames.includes(n) && !session.inputNames.includes(n));
+      if (missing.length) {
+        throw new DrError('ONNX_NOT_A_TRAIN_STEP', `the session lacks ${missing.join(', ')}; build it with trainStep/adamw over exactly these params: ${this.paramNames.join(', ')}`);
+      }
+      this.#checked.add(session);
+    }
     (this.#lr.data as FloatArray)[0] = lr;
     (this.#stepT.data as FloatArray)[0] = this.#step + 1;
     const out = await session.run(Object.assign(plan.feeds, batch), plan.fetches);
