@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandboxServer, type SandboxServer } from './server.ts';
 import { buildSite, type Site } from './site.ts';
@@ -208,6 +209,23 @@ describe('pages', () => {
     const t0 = performance.now();
     expect((await fetch(`${srv.url}${byBehaviour('slow')?.path}`)).status).toBe(200);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(140);
+  });
+});
+
+describe('binding', () => {
+  it('advertises an address of this machine that other hosts can reach when bound to 0.0.0.0', async () => {
+    const wide = await startSandboxServer({ world, site, host: '0.0.0.0' });
+    try {
+      const host = new URL(wide.url).hostname;
+      const external = Object.values(networkInterfaces())
+        .flatMap((a) => a ?? [])
+        .filter((a) => a.family === 'IPv4' && !a.internal)
+        .map((a) => a.address);
+      expect(external.length === 0 ? host === '127.0.0.1' : external.includes(host)).toBe(true);
+      expect((await fetch(`${wide.url}/`)).status).toBe(200);
+    } finally {
+      await wide.close();
+    }
   });
 });
 

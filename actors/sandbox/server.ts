@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { z } from 'zod';
 import { DrError } from '../../config/errors.ts';
 import { notFoundHtml, serverErrorHtml } from './html.ts';
@@ -23,7 +24,8 @@ export interface SandboxServerOptions {
   port?: number;
   /** Bind address; default 127.0.0.1. Use 0.0.0.0 to serve other nodes of a cluster. */
   host?: string;
-  /** Base URL written into search results; default http://<host>:<port>. */
+  /** Base URL written into search results; default http://<host>:<port> (for 0.0.0.0, this machine's first
+   * external IPv4 address). */
   publicUrl?: string;
   /** Key expected in X-API-KEY (Serper) and Ocp-Apim-Subscription-Key (Bing); default 'sandbox-key'. */
   apiKey?: string;
@@ -101,6 +103,16 @@ function emptyStats(): SandboxStats {
     inFlight: 0,
     maxInFlight: 0,
   };
+}
+
+/** For a wildcard bind: this machine's first external IPv4 address, so other hosts can follow the links
+ * in search results; loopback when it has none. */
+function reachableAddress(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    const v4 = addrs?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (v4 !== undefined) return v4.address;
+  }
+  return '127.0.0.1';
 }
 
 /** The body, or null when it is over MAX_BODY_BYTES: the rest is drained (so the client reads the 413
@@ -398,7 +410,7 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
   });
   const port = (server.address() as { port: number }).port;
   base = (
-    options.publicUrl ?? `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`
+    options.publicUrl ?? `http://${host === '0.0.0.0' || host === '::' ? reachableAddress() : host}:${port}`
   ).replace(/\/$/, '');
 
   return {
