@@ -7,13 +7,16 @@
  *                    frames of one msgpack message each to a process that decodes and counts them.
  *   ask latency      open loop at a fixed offered rate (default 5,000/s): each ask is sent on schedule
  *                    whether or not earlier ones were answered; p50/p99 of send -> reply.
+ *   1:1 calls        asks/s one at a time (like Ray's 1_1_actor_calls_sync) and with 256 in flight (like
+ *                    its 1_1_actor_calls_async).
  *
  * Both senders respect backpressure the same way (wait while more than 8 MiB is queued).
- * Usage: npm run bench:cluster [-- --small 200000 --large 40000 --asks 10000 --rate 5000]
+ * Usage: npm run bench:cluster [-- --small 200000 --large 40000 --asks 10000 --rate 5000 --rounds 3]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,6 +33,8 @@ const HIGH_WATER = 8 * 1024 * 1024;
 
 interface TellResult {
   msgsPerSec: number;
+  /** Share of the time spent in the sending loop (the rest waits for the receiver to catch up). */
+  senderShare: number;
 }
 interface AskResult {
   p50Ms: number;
@@ -53,10 +58,11 @@ async function measureTells(s: Sender, n: number, msg: unknown): Promise<TellRes
     s.tell(msg);
     if ((i & 255) === 255 && s.backlogged()) await s.drained();
   }
+  const loopSecs = Number(process.hrtime.bigint() - t0) / 1e9;
   const after = (await s.ask({ op: 'count' })) as number;
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (after - before !== n) throw new Error(`receiver counted ${after - before} of ${n} tells`);
-  return { msgsPerSec: n / secs };
+  return { msgsPerSec: n / secs, senderShare: loopSecs / secs };
 }
 
 async function measureAsks(s: Sender, n: number, rate: number): Promise<AskResult> {
@@ -100,10 +106,12 @@ function rawPeerMain(): void {
     });
   });
   wss.on('listening', () => process.stdout.write(`${(wss.address() as AddressInfo).port}\n`));
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
 }
 
 async function rawSender(): Promise<Sender> {
-  const peer = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--raw-peer'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const peer = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--raw-peer'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const [line] = (await once(peer.stdout, 'data')) as [Buffer];
   const ws = new WebSocket(`ws://127.0.0.1:${Number(line.toString().trim())}/`, { perMessageDeflate: false });
   await once(ws, 'open');
@@ -158,6 +166,21 @@ async function actorSender(): Promise<Sender> {
   };
 }
 
+async function measureCalls(s: Sender, n: number, window: number): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  const lane = async () => {
+    while (next < n) {
+      next++;
+      await s.ask({ op: 'echo', value: next });
+    }
+  };
+  await Promise.all(Array.from({ length: window }, lane));
+  return n / ((performance.now() - t0) / 1_000);
+}
+
+const median = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)] as T;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -166,51 +189,71 @@ async function main(): Promise<void> {
       large: { type: 'string', default: '40000' },
       asks: { type: 'string', default: '10000' },
       rate: { type: 'string', default: '5000' },
+      rounds: { type: 'string', default: '3' },
     },
   });
   if (values['raw-peer'] === true) {
     rawPeerMain();
     return;
   }
-  const nSmall = Number(values.small);
-  const nLarge = Number(values.large);
-  const nAsks = Number(values.asks);
-  const rate = Number(values.rate);
+  const [nSmall, nLarge, nAsks, rate, rounds] = [values.small, values.large, values.asks, values.rate, values.rounds].map(Number) as [number, number, number, number, number];
   const small = { op: 'add', n: 1 };
   const large = { op: 'echo', value: randomBytes(4_096) };
 
-  const results: Record<string, { raw: TellResult | AskResult; actor: TellResult | AskResult }> = {};
-  for (const [label, make] of [
-    ['raw', rawSender],
-    ['actor', actorSender],
-  ] as const) {
-    const s = await make();
-    await measureTells(s, 20_000, small);
-    await measureAsks(s, 1_000, rate);
-    const tellSmall = await measureTells(s, nSmall, small);
-    const tellLarge = await measureTells(s, nLarge, large);
-    const asks = await measureAsks(s, nAsks, rate);
-    await s.close();
-    for (const [k, v] of [
-      ['tellSmall', tellSmall],
-      ['tellLarge', tellLarge],
-      ['ask', asks],
-    ] as const) {
-      results[k] = { ...(results[k] ?? { raw: v, actor: v }), [label]: v };
+  // Each round measures both stacks one after the other, each in fresh processes, alternating which goes
+  // first, so neither is favoured by what ran before it or by a busy machine; each figure is the median.
+  const makers = { raw: rawSender, actor: actorSender };
+  const runs = { raw: [] as Run[], actor: [] as Run[] };
+  for (let r = 0; r < rounds; r++) {
+    for (const key of r % 2 === 0 ? (['raw', 'actor'] as const) : (['actor', 'raw'] as const)) {
+      const s = await makers[key]();
+      await measureTells(s, 20_000, small);
+      await measureAsks(s, 1_000, rate);
+      runs[key].push({
+        tellSmall: await measureTells(s, nSmall, small),
+        tellLarge: await measureTells(s, nLarge, large),
+        ask: await measureAsks(s, nAsks, rate),
+        callsSync: await measureCalls(s, 5_000, 1),
+        callsAsync: await measureCalls(s, 20_000, 256),
+      });
+      await s.close();
     }
   }
-  const tellRow = (name: string, key: string) => {
-    const r = results[key] as { raw: TellResult; actor: TellResult };
-    return `${name.padEnd(26)} raw ${fmt(r.raw.msgsPerSec)} msg/s   actor ${fmt(r.actor.msgsPerSec)} msg/s   ratio ${(r.actor.msgsPerSec / r.raw.msgsPerSec).toFixed(2)} (target >= 0.80)`;
-  };
-  const a = results.ask as { raw: AskResult; actor: AskResult };
-  console.log(`cluster benchmark: 2 processes on loopback, node ${process.version}, ${(await detectResources({ gpuIds: [] })).cpus} CPUs`);
-  console.log(tellRow('tell, small payload', 'tellSmall'));
-  console.log(tellRow('tell, 4 KiB payload', 'tellLarge'));
+
+  const pick = (key: 'raw' | 'actor') => ({
+    tellSmall: median(runs[key].map((x) => x.tellSmall), (t) => t.msgsPerSec),
+    tellLarge: median(runs[key].map((x) => x.tellLarge), (t) => t.msgsPerSec),
+    ask: median(runs[key].map((x) => x.ask), (a) => a.p99Ms),
+    callsSync: median(runs[key].map((x) => x.callsSync), (c) => c),
+    callsAsync: median(runs[key].map((x) => x.callsAsync), (c) => c),
+  });
+  const raw = pick('raw');
+  const actor = pick('actor');
+  const tellRow = (name: string, r: TellResult, a: TellResult) =>
+    `${name.padEnd(28)} raw ${fmt(r.msgsPerSec).padStart(9)} msg/s   actor ${fmt(a.msgsPerSec).padStart(9)} msg/s   ratio ${(a.msgsPerSec / r.msgsPerSec).toFixed(2)} (target >= 0.80)`;
+  const callRow = (name: string, r: number, a: number) =>
+    `${name.padEnd(28)} raw ${fmt(r).padStart(9)} /s      actor ${fmt(a).padStart(9)} /s      ratio ${(a / r).toFixed(2)}`;
   console.log(
-    `${`ask @ ${rate}/s offered`.padEnd(26)} raw p50 ${a.raw.p50Ms.toFixed(3)} ms p99 ${a.raw.p99Ms.toFixed(3)} ms   actor p50 ${a.actor.p50Ms.toFixed(3)} ms p99 ${a.actor.p99Ms.toFixed(3)} ms   p99 ratio ${(a.actor.p99Ms / a.raw.p99Ms).toFixed(2)}   achieved ${fmt(a.actor.achievedPerSec)}/s (target p99 < 2 ms)`,
+    `cluster benchmark: 2 processes on loopback, node ${process.version}, ${(await detectResources({ gpuIds: [] })).cpus} CPUs, median of ${rounds} rounds, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} (other processes compete for the same cores)`,
   );
-  console.log(JSON.stringify({ results }));
+  console.log(tellRow('tell, small payload', raw.tellSmall, actor.tellSmall));
+  console.log(tellRow('tell, 4 KiB payload', raw.tellLarge, actor.tellLarge));
+  console.log(
+    `${`ask @ ${rate}/s offered`.padEnd(28)} raw p50 ${raw.ask.p50Ms.toFixed(3)} p99 ${raw.ask.p99Ms.toFixed(3)} ms   actor p50 ${actor.ask.p50Ms.toFixed(3)} p99 ${actor.ask.p99Ms.toFixed(3)} ms   p99 ratio ${(actor.ask.p99Ms / raw.ask.p99Ms).toFixed(2)} (target actor p99 < 2 ms)`,
+  );
+  console.log(callRow('1:1 calls, sequential', raw.callsSync, actor.callsSync));
+  console.log(callRow('1:1 calls, 256 in flight', raw.callsAsync, actor.callsAsync));
+  console.log(JSON.stringify({ raw, actor, runs }));
+}
+
+interface Run {
+  tellSmall: TellResult;
+  tellLarge: TellResult;
+  ask: AskResult;
+  callsSync: number;
+  callsAsync: number;
 }
 
 function fmt(n: number): string {

@@ -1,6 +1,7 @@
 /**
  * Real `dr` node processes for tests and benchmarks: start one, read its JSON log lines, wait for a line,
- * signal it, and make sure it is gone when the test ends.
+ * signal it, and make sure it is gone when the test ends: each node exits when its stdin pipe from this
+ * process closes (DR_EXIT_WITH_PARENT), so a crashed or killed test run leaves no orphans behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,8 +25,8 @@ export interface NodeProcess {
 
 export function startDr(args: string[], env: Record<string, string | undefined> = {}): NodeProcess {
   const proc = spawn(process.execPath, [DR, ...args], {
-    env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', DR_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', DR_LOG_LEVEL: 'info', DR_EXIT_WITH_PARENT: '1', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const lines: Array<Record<string, unknown>> = [];
   let raw = '';
@@ -110,8 +111,8 @@ export async function startWorker(headPort: number, rank: number, extra: string[
 export function runDr(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [DR, ...args], {
-      env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', DR_EXIT_WITH_PARENT: '1', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';

@@ -158,6 +158,12 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
     process.on('SIGINT', () => shutdown('SIGINT', 0));
     process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
     runtime.on('shutdown', () => shutdown('cluster stop requested', 0));
+    if (process.env.DR_EXIT_WITH_PARENT === '1') {
+      // Set by test and benchmark harnesses: stdin is their pipe, and its end means they are gone.
+      process.stdin.on('end', () => shutdown('parent exited', 0));
+      process.stdin.on('error', () => shutdown('parent exited', 0));
+      process.stdin.resume();
+    }
     runtime.on('fatal', (err) => {
       process.stderr.write(`dr ${role}: ${err.code}: ${err.message}\n`);
       shutdown(err.code, 1);
