@@ -67,7 +67,11 @@ export class Link extends EventEmitter<LinkEvents> {
 
   /** Queue one envelope. Returns false when the link is above its high-water mark (slow down). */
   send(env: Envelope): boolean {
-    if (this.closed) throw new DrError('CLUSTER_LINK_CLOSED', `the link to node ${String(this.peer)} is closed; it will be re-dialled on the next send`);
+    if (this.closed)
+      throw new DrError(
+        'CLUSTER_LINK_CLOSED',
+        `the link to node ${String(this.peer)} is closed; it will be re-dialled on the next send`,
+      );
     const buf = encodeEnvelope(env);
     if (buf.length > this.limits.maxFrameBytes) {
       throw new DrError(
@@ -93,7 +97,10 @@ export class Link extends EventEmitter<LinkEvents> {
   /** Resolves once queued bytes fall below the high-water mark; rejects if the link closes first. */
   whenWritable(): Promise<void> {
     if (this.writable) return Promise.resolve();
-    if (this.closed) return Promise.reject(new DrError('CLUSTER_LINK_CLOSED', 'the link closed while waiting for it to drain'));
+    if (this.closed)
+      return Promise.reject(
+        new DrError('CLUSTER_LINK_CLOSED', 'the link closed while waiting for it to drain'),
+      );
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.watchDrain();
@@ -169,7 +176,10 @@ export class Link extends EventEmitter<LinkEvents> {
       try {
         this.emit('envelope', env);
       } catch (err) {
-        this.log.error({ err, peer: this.peer, target: env.target }, 'handler failed on an incoming envelope');
+        this.log.error(
+          { err, peer: this.peer, target: env.target },
+          'handler failed on an incoming envelope',
+        );
       }
     }
   }
@@ -180,7 +190,10 @@ export class Link extends EventEmitter<LinkEvents> {
     const now = Date.now();
     if (now - this.lastDropLog < 1_000) return;
     this.lastDropLog = now;
-    this.log.warn({ peer: this.peer, reason, detail, droppedFrames: this.droppedFrames }, 'dropped an invalid frame');
+    this.log.warn(
+      { peer: this.peer, reason, detail, droppedFrames: this.droppedFrames },
+      'dropped an invalid frame',
+    );
   }
 
   private onClose(): void {

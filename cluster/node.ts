@@ -111,7 +111,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.rank = opts.role === 'head' ? 0 : opts.config.rank;
     this.log = opts.logger;
     if (opts.role === 'worker' && this.rank === 0) {
-      throw new DrError('CONFIG_INVALID', 'a worker cannot have rank 0 (that is the head). Fix: set PET_NODE_RANK / --rank to 1 or more');
+      throw new DrError(
+        'CONFIG_INVALID',
+        'a worker cannot have rank 0 (that is the head). Fix: set PET_NODE_RANK / --rank to 1 or more',
+      );
     }
   }
 
@@ -163,7 +166,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     const existing = this.links.get(rank);
     if (existing?.isOpen === true) return existing;
     const m = this.members.get(rank);
-    if (m === undefined || m.host === undefined || m.state === 'down' || m.state === 'left') throw nodeDown(rank, m?.state);
+    if (m === undefined || m.host === undefined || m.state === 'down' || m.state === 'left')
+      throw nodeDown(rank, m?.state);
     return this.dialPeer(m);
   }
 
@@ -190,9 +194,15 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       trySend(this.headLink, control(this.rank, 'leave', { incarnation: this.incarnation }));
       await new Promise((r) => setTimeout(r, 20));
     }
-    const all = [this.headLink, ...this.links.values(), ...this.inbound].filter((l): l is Link => l !== undefined);
+    const all = [this.headLink, ...this.links.values(), ...this.inbound].filter(
+      (l): l is Link => l !== undefined,
+    );
     for (const l of all) l.close(1001, 'node stopping');
-    await Promise.all(all.map((l) => (l.isOpen ? new Promise((r) => l.once('close', () => r(undefined))) : undefined)).map((p) => withTimeout(p, 500)));
+    await Promise.all(
+      all
+        .map((l) => (l.isOpen ? new Promise((r) => l.once('close', () => r(undefined))) : undefined))
+        .map((p) => withTimeout(p, 500)),
+    );
     for (const l of all) if (l.isOpen) l.terminate();
     await new Promise<void>((r) => (this.wss === undefined ? r() : this.wss.close(() => r())));
     await new Promise<void>((r) => (this.server === undefined ? r() : this.server.close(() => r())));
@@ -207,13 +217,21 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
 
   private async listen(port: number): Promise<void> {
     const { tls } = this.cfg;
-    const server = tls === undefined ? createHttpServer() : createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
-    server.on('request', (_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end('dr cluster: WebSocket only\n'));
+    const server =
+      tls === undefined
+        ? createHttpServer()
+        : createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
+    server.on('request', (_req, res) =>
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('dr cluster: WebSocket only\n'),
+    );
     const wss = new WebSocketServer({ noServer: true, maxPayload: 2 * this.cfg.maxFrameBytes });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       socket.on('error', () => undefined);
       if (!this.tokenOk(req)) {
-        this.log.warn({ remote: req.socket.remoteAddress }, 'refused a connection with a wrong or missing cluster token');
+        this.log.warn(
+          { remote: req.socket.remoteAddress },
+          'refused a connection with a wrong or missing cluster token',
+        );
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
@@ -227,7 +245,11 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
                 'CLUSTER_PORT_IN_USE',
                 `port ${port} on ${this.cfg.listenHost} is already in use. Fix: stop the process holding it or pick another port (${this.isHead ? 'PET_MASTER_PORT / --port' : 'DR_NODE_PORT / --node-port'})`,
               )
-            : new DrError('CLUSTER_LISTEN_FAILED', `cannot listen on ${this.cfg.listenHost}:${port}: ${err.message}`, { cause: err }),
+            : new DrError(
+                'CLUSTER_LISTEN_FAILED',
+                `cannot listen on ${this.cfg.listenHost}:${port}: ${err.message}`,
+                { cause: err },
+              ),
         );
       });
       server.listen(port, this.cfg.listenHost, () => resolve());
@@ -251,7 +273,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     let hello: Hello | undefined;
     const helloTimer = setTimeout(() => {
       if (hello === undefined) {
-        this.log.warn({ remote: req.socket.remoteAddress }, 'no hello within the time limit; closing the link');
+        this.log.warn(
+          { remote: req.socket.remoteAddress },
+          'no hello within the time limit; closing the link',
+        );
         link.close(4000, 'no hello');
       }
     }, HELLO_TIMEOUT_MS);
@@ -262,7 +287,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
           clearTimeout(helloTimer);
           this.onHello(link, hello, req);
         } else {
-          this.log.warn({ remote: req.socket.remoteAddress, target: env.target }, 'dropped an envelope sent before hello');
+          this.log.warn(
+            { remote: req.socket.remoteAddress, target: env.target },
+            'dropped an envelope sent before hello',
+          );
         }
         return;
       }
@@ -282,12 +310,19 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       return;
     }
     if (!this.isHead) {
-      this.refuse(link, 'CLUSTER_NOT_HEAD', `node ${this.rank} is a worker; ${hello.role}s join the head (rank 0)`);
+      this.refuse(
+        link,
+        'CLUSTER_NOT_HEAD',
+        `node ${this.rank} is a worker; ${hello.role}s join the head (rank 0)`,
+      );
       return;
     }
     if (hello.role === 'client') {
       link.peer = -++this.clientSeq;
-      trySend(link, control(0, 'welcome', { headIncarnation: this.incarnation, members: this.table(), id: link.peer }));
+      trySend(
+        link,
+        control(0, 'welcome', { headIncarnation: this.incarnation, members: this.table(), id: link.peer }),
+      );
       return;
     }
     this.onWorkerHello(link, hello, req.socket.remoteAddress);
@@ -295,13 +330,28 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
 
   private onWorkerHello(link: Link, hello: Hello, remote: string | undefined): void {
     const { rank, incarnation, resources } = hello;
-    if (rank === undefined || !Number.isInteger(rank) || rank < 1 || incarnation === undefined || resources === undefined) {
-      this.refuse(link, 'CLUSTER_BAD_HELLO', 'a worker must say hello with a rank >= 1 (rank 0 is the head), an incarnation and its resources');
+    if (
+      rank === undefined ||
+      !Number.isInteger(rank) ||
+      rank < 1 ||
+      incarnation === undefined ||
+      resources === undefined
+    ) {
+      this.refuse(
+        link,
+        'CLUSTER_BAD_HELLO',
+        'a worker must say hello with a rank >= 1 (rank 0 is the head), an incarnation and its resources',
+      );
       return;
     }
     const old = this.members.get(rank);
     const now = Date.now();
-    if (old !== undefined && old.incarnation !== incarnation && old.state === 'alive' && this.links.get(rank)?.isOpen === true) {
+    if (
+      old !== undefined &&
+      old.incarnation !== incarnation &&
+      old.state === 'alive' &&
+      this.links.get(rank)?.isOpen === true
+    ) {
       this.log.warn({ node: rank, remote }, 'refused a second live node claiming a taken rank');
       this.refuse(
         link,
@@ -310,11 +360,16 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       );
       return;
     }
-    if (old !== undefined && old.incarnation !== incarnation && (old.state === 'alive' || old.state === 'suspect')) {
+    if (
+      old !== undefined &&
+      old.incarnation !== incarnation &&
+      (old.state === 'alive' || old.state === 'suspect')
+    ) {
       this.setState(old, 'down', now);
     }
     const previousLink = this.links.get(rank);
-    if (previousLink !== undefined && previousLink !== link) previousLink.close(4001, 'replaced by a newer link');
+    if (previousLink !== undefined && previousLink !== link)
+      previousLink.close(4001, 'replaced by a newer link');
     link.peer = rank;
     this.links.set(rank, link);
     const member: Member = {
@@ -331,7 +386,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.members.set(rank, member);
     const extra = this.opts.onJoin?.(member, hello.state);
     trySend(link, control(0, 'welcome', { headIncarnation: this.incarnation, members: this.table(), extra }));
-    this.log.info({ node: rank, host: member.host, port: member.port, rejoin }, rejoin ? 'worker reconnected' : 'worker joined');
+    this.log.info(
+      { node: rank, host: member.host, port: member.port, rejoin },
+      rejoin ? 'worker reconnected' : 'worker joined',
+    );
     this.emit('member', { type: rejoin ? 'alive' : 'joined', member });
     this.publish();
   }
@@ -433,8 +491,14 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     ws.on('unexpected-response', (_req, res) => {
       const err =
         res.statusCode === 401
-          ? new DrError('CLUSTER_AUTH_REFUSED', 'the head refused our cluster token. Fix: use the same DR_CLUSTER_TOKEN / .dr-token as the head')
-          : new DrError('CLUSTER_JOIN_FAILED', `the head answered HTTP ${res.statusCode}; is ${this.cfg.masterAddr}:${this.cfg.masterPort} a dr head?`);
+          ? new DrError(
+              'CLUSTER_AUTH_REFUSED',
+              'the head refused our cluster token. Fix: use the same DR_CLUSTER_TOKEN / .dr-token as the head',
+            )
+          : new DrError(
+              'CLUSTER_JOIN_FAILED',
+              `the head answered HTTP ${res.statusCode}; is ${this.cfg.masterAddr}:${this.cfg.masterPort} a dr head?`,
+            );
       res.resume();
       this.fatal(err);
       ws.terminate();
@@ -485,7 +549,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         return;
       }
       case 'refused':
-        this.fatal(new DrError(String(p?.code ?? 'CLUSTER_JOIN_REFUSED'), String(p?.message ?? 'the head refused this node')));
+        this.fatal(
+          new DrError(
+            String(p?.code ?? 'CLUSTER_JOIN_REFUSED'),
+            String(p?.message ?? 'the head refused this node'),
+          ),
+        );
         link.terminate();
         return;
       case 'hb-ack':
@@ -506,7 +575,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     // While this node holds the link paused (mailbox backpressure) acks wait unread; that is not silence.
     if (link.isPaused) this.lastAck = Date.now();
     if (Date.now() - this.lastAck > this.cfg.downAfterMs) {
-      this.log.warn({ silentMs: Date.now() - this.lastAck }, 'the head stopped answering heartbeats; reconnecting');
+      this.log.warn(
+        { silentMs: Date.now() - this.lastAck },
+        'the head stopped answering heartbeats; reconnecting',
+      );
       link.terminate();
       return;
     }
@@ -526,7 +598,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       } else if (old.state !== m.state) {
         this.emit('member', { type: m.state, member: m });
       }
-      if ((m.state === 'down' || m.state === 'left' || old?.incarnation !== m.incarnation) && m.rank !== this.rank) {
+      if (
+        (m.state === 'down' || m.state === 'left' || old?.incarnation !== m.incarnation) &&
+        m.rank !== this.rank
+      ) {
         const stale = this.links.get(m.rank);
         if (stale !== undefined && old?.incarnation !== m.incarnation) stale.terminate();
       }
@@ -591,9 +666,13 @@ export function control(from: number, target: string, payload: unknown): Envelop
 }
 
 export function nodeDown(rank: number, state: string | undefined): DrError {
-  return new DrError('ACTOR_NODE_DOWN', `node ${rank} is ${state ?? 'unknown to this node'}; its actors are unreachable until it rejoins or they are re-spawned`, {
-    details: { node: rank },
-  });
+  return new DrError(
+    'ACTOR_NODE_DOWN',
+    `node ${rank} is ${state ?? 'unknown to this node'}; its actors are unreachable until it rejoins or they are re-spawned`,
+    {
+      details: { node: rank },
+    },
+  );
 }
 
 function trySend(link: Link, env: Envelope): void {

@@ -19,10 +19,15 @@ export interface Resources {
   pid: number;
 }
 
-const pkgVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const pkgVersion = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /** `gpuIds` (from DR_GPUS / --gpus) wins over probing; nvidia-smi missing or failing means no GPUs. */
-export async function detectResources(opts: { labels?: Record<string, string>; gpuIds?: string[] }): Promise<Resources> {
+export async function detectResources(opts: {
+  labels?: Record<string, string>;
+  gpuIds?: string[];
+}): Promise<Resources> {
   const gpus = opts.gpuIds !== undefined ? opts.gpuIds.map((id) => ({ id })) : await probeNvidiaSmi();
   return {
     cpus: cpus().length,

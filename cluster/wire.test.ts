@@ -3,7 +3,13 @@ import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeEnvelope, Kind, PROTOCOL_VERSION, type Envelope } from './wire.ts';
 
-const tell: Envelope = { kind: Kind.TELL, from: 2, target: 'search/0', cid: 0, payload: { q: 'x', n: [1, 2] } };
+const tell: Envelope = {
+  kind: Kind.TELL,
+  from: 2,
+  target: 'search/0',
+  cid: 0,
+  payload: { q: 'x', n: [1, 2] },
+};
 const ask: Envelope = { kind: Kind.ASK, from: 1, target: 'b', cid: 42, payload: [{ op: 'get' }, 500] };
 
 describe('wire frames', () => {
@@ -19,7 +25,10 @@ describe('wire frames', () => {
 
   it('drops truncated msgpack as a decode failure', () => {
     const frame = encodeEnvelope({ ...tell, payload: 'y'.repeat(100) });
-    expect(decodeFrame(frame.subarray(0, frame.length - 10), 1 << 20)).toMatchObject({ envelopes: [], dropped: [{ reason: 'decode' }] });
+    expect(decodeFrame(frame.subarray(0, frame.length - 10), 1 << 20)).toMatchObject({
+      envelopes: [],
+      dropped: [{ reason: 'decode' }],
+    });
   });
 
   it('drops envelopes of an unknown protocol version and malformed ones, keeping the valid ones', () => {

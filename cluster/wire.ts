@@ -52,7 +52,10 @@ export function encodeEnvelope(e: Envelope): Buffer {
 
 export function decodeFrame(frame: Buffer, maxFrameBytes: number): Decoded {
   if (frame.length > maxFrameBytes) {
-    return { envelopes: [], dropped: [{ reason: 'oversized', detail: `${frame.length} bytes > limit ${maxFrameBytes}` }] };
+    return {
+      envelopes: [],
+      dropped: [{ reason: 'oversized', detail: `${frame.length} bytes > limit ${maxFrameBytes}` }],
+    };
   }
   let values: unknown[];
   try {
@@ -68,7 +71,10 @@ export function decodeFrame(frame: Buffer, maxFrameBytes: number): Decoded {
     }
     const [version, kind, from, target, cid, payload] = v as unknown[];
     if (version !== PROTOCOL_VERSION) {
-      out.dropped.push({ reason: 'version', detail: `protocol version ${String(version)}, this node speaks ${PROTOCOL_VERSION}` });
+      out.dropped.push({
+        reason: 'version',
+        detail: `protocol version ${String(version)}, this node speaks ${PROTOCOL_VERSION}`,
+      });
       continue;
     }
     if (

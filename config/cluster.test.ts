@@ -18,28 +18,58 @@ afterEach(() => {
 describe('cluster configuration', () => {
   it('reads node identity from the PET_* variables torchrun and PyTorchJob set', () => {
     const c = loadClusterConfig({
-      env: { PET_NODE_RANK: '3', PET_MASTER_ADDR: '10.0.0.1', PET_MASTER_PORT: '7400', PET_NNODES: '4', DR_CLUSTER_TOKEN: TOKEN },
+      env: {
+        PET_NODE_RANK: '3',
+        PET_MASTER_ADDR: '10.0.0.1',
+        PET_MASTER_PORT: '7400',
+        PET_NNODES: '4',
+        DR_CLUSTER_TOKEN: TOKEN,
+      },
       cwd: tempDir(),
     });
-    expect(c).toMatchObject({ rank: 3, masterAddr: '10.0.0.1', masterPort: 7400, nnodes: 4, token: TOKEN, heartbeatIntervalMs: 1_000 });
+    expect(c).toMatchObject({
+      rank: 3,
+      masterAddr: '10.0.0.1',
+      masterPort: 7400,
+      nnodes: 4,
+      token: TOKEN,
+      heartbeatIntervalMs: 1_000,
+    });
   });
 
   it('lets flags override the environment, and the environment override the file', () => {
     const cwd = tempDir();
-    writeFileSync(join(cwd, 'dr.config.local.json'), JSON.stringify({ cluster: { masterAddr: 'file-host', nnodes: 2, downAfterMs: 9_000 } }));
-    const c = loadClusterConfig({ env: { PET_NODE_RANK: '1', PET_NNODES: '5', DR_CLUSTER_TOKEN: TOKEN }, flags: { rank: '2' }, cwd });
+    writeFileSync(
+      join(cwd, 'dr.config.local.json'),
+      JSON.stringify({ cluster: { masterAddr: 'file-host', nnodes: 2, downAfterMs: 9_000 } }),
+    );
+    const c = loadClusterConfig({
+      env: { PET_NODE_RANK: '1', PET_NNODES: '5', DR_CLUSTER_TOKEN: TOKEN },
+      flags: { rank: '2' },
+      cwd,
+    });
     expect(c).toMatchObject({ rank: 2, masterAddr: 'file-host', nnodes: 5, downAfterMs: 9_000 });
   });
 
   it('names the setting and the fix for a non-numeric rank', () => {
-    expect(() => loadClusterConfig({ env: { PET_NODE_RANK: 'abc', PET_MASTER_ADDR: 'h', DR_CLUSTER_TOKEN: TOKEN }, cwd: tempDir() })).toThrow(
+    expect(() =>
+      loadClusterConfig({
+        env: { PET_NODE_RANK: 'abc', PET_MASTER_ADDR: 'h', DR_CLUSTER_TOKEN: TOKEN },
+        cwd: tempDir(),
+      }),
+    ).toThrow(
       /invalid cluster setting rank \(PET_NODE_RANK or --rank\) = "abc".*Fix: set it to a whole number >= 0/,
     );
   });
 
   it('refuses to start without a token and says how to make one', () => {
-    expect(() => loadClusterConfig({ env: { PET_NODE_RANK: '0', PET_MASTER_ADDR: 'h' }, cwd: tempDir() })).toThrow(
-      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/token.*missing.*DR_CLUSTER_TOKEN.*\.dr-token/) }),
+    expect(() =>
+      loadClusterConfig({ env: { PET_NODE_RANK: '0', PET_MASTER_ADDR: 'h' }, cwd: tempDir() }),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        message: expect.stringMatching(/token.*missing.*DR_CLUSTER_TOKEN.*\.dr-token/),
+      }),
     );
   });
 
@@ -51,8 +81,16 @@ describe('cluster configuration', () => {
   });
 
   it('rejects failure-detector timings that cannot work', () => {
-    const env = { PET_NODE_RANK: '0', PET_MASTER_ADDR: 'h', DR_CLUSTER_TOKEN: TOKEN, DR_HEARTBEAT_MS: '1000', DR_SUSPECT_AFTER_MS: '500' };
-    expect(() => loadClusterConfig({ env, cwd: tempDir() })).toThrow(/suspectAfterMs .*must exceed the heartbeat interval/);
+    const env = {
+      PET_NODE_RANK: '0',
+      PET_MASTER_ADDR: 'h',
+      DR_CLUSTER_TOKEN: TOKEN,
+      DR_HEARTBEAT_MS: '1000',
+      DR_SUSPECT_AFTER_MS: '500',
+    };
+    expect(() => loadClusterConfig({ env, cwd: tempDir() })).toThrow(
+      /suspectAfterMs .*must exceed the heartbeat interval/,
+    );
   });
 
   it('parses --head HOST:PORT including IPv6 and rejects a missing port', () => {

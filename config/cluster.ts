@@ -51,20 +51,44 @@ export interface ClusterConfig {
 const SOURCES: Record<keyof ClusterConfig, { env?: string; flag?: string; fix: string }> = {
   rank: { env: 'PET_NODE_RANK', flag: '--rank', fix: 'a whole number >= 0; 0 is the head' },
   masterAddr: { env: 'PET_MASTER_ADDR', flag: '--head HOST:PORT', fix: "the head's host name or IP" },
-  masterPort: { env: 'PET_MASTER_PORT', flag: '--port (head) or --head HOST:PORT', fix: 'a TCP port 1-65535 (0 lets a head pick a free one)' },
+  masterPort: {
+    env: 'PET_MASTER_PORT',
+    flag: '--port (head) or --head HOST:PORT',
+    fix: 'a TCP port 1-65535 (0 lets a head pick a free one)',
+  },
   nnodes: { env: 'PET_NNODES', flag: '--nnodes', fix: 'a whole number >= 1 (head included)' },
-  listenHost: { env: 'DR_LISTEN_HOST', flag: '--listen-host', fix: 'an interface address such as 0.0.0.0 or 127.0.0.1' },
+  listenHost: {
+    env: 'DR_LISTEN_HOST',
+    flag: '--listen-host',
+    fix: 'an interface address such as 0.0.0.0 or 127.0.0.1',
+  },
   port: { env: 'DR_NODE_PORT', flag: '--node-port', fix: 'a TCP port 0-65535 (0 picks a free one)' },
-  advertiseHost: { env: 'DR_ADVERTISE_HOST', flag: '--advertise-host', fix: 'a host name or IP that other nodes can reach' },
+  advertiseHost: {
+    env: 'DR_ADVERTISE_HOST',
+    flag: '--advertise-host',
+    fix: 'a host name or IP that other nodes can reach',
+  },
   token: {
     env: 'DR_CLUSTER_TOKEN',
     flag: '--token-file',
     fix: 'at least 16 characters; set DR_CLUSTER_TOKEN or write one to .dr-token (openssl rand -hex 32 > .dr-token)',
   },
-  tls: { env: 'DR_TLS_CERT / DR_TLS_KEY / DR_TLS_CA', flag: '--tls-cert/--tls-key/--tls-ca', fix: 'paths to readable PEM files' },
+  tls: {
+    env: 'DR_TLS_CERT / DR_TLS_KEY / DR_TLS_CA',
+    flag: '--tls-cert/--tls-key/--tls-ca',
+    fix: 'paths to readable PEM files',
+  },
   heartbeatIntervalMs: { env: 'DR_HEARTBEAT_MS', flag: '--heartbeat-ms', fix: 'milliseconds >= 10' },
-  suspectAfterMs: { env: 'DR_SUSPECT_AFTER_MS', flag: '--suspect-after-ms', fix: 'milliseconds, more than the heartbeat interval' },
-  downAfterMs: { env: 'DR_DOWN_AFTER_MS', flag: '--down-after-ms', fix: 'milliseconds, at least suspect-after' },
+  suspectAfterMs: {
+    env: 'DR_SUSPECT_AFTER_MS',
+    flag: '--suspect-after-ms',
+    fix: 'milliseconds, more than the heartbeat interval',
+  },
+  downAfterMs: {
+    env: 'DR_DOWN_AFTER_MS',
+    flag: '--down-after-ms',
+    fix: 'milliseconds, at least suspect-after',
+  },
   joinTimeoutMs: { env: 'DR_JOIN_TIMEOUT_MS', flag: '--join-timeout-ms', fix: 'milliseconds >= 100' },
   maxFrameBytes: { env: 'DR_MAX_FRAME_BYTES', flag: '--max-frame-bytes', fix: 'bytes, 1 KiB to 1 GiB' },
   queueHighWaterBytes: { env: 'DR_QUEUE_HIGH_WATER_BYTES', fix: 'bytes, below the queue maximum' },
@@ -77,7 +101,10 @@ const SOURCES: Record<keyof ClusterConfig, { env?: string; flag?: string; fix: s
 export const DEFAULT_MASTER_PORT = 29500;
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number().int().min(min).max(max));
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
+    z.number().int().min(min).max(max),
+  );
 
 const schema = z
   .object({
@@ -89,7 +116,9 @@ const schema = z
     port: int(0, 65535).default(0),
     advertiseHost: z.string().min(1).optional(),
     token: z.string().min(16),
-    tls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).optional(),
+    tls: z
+      .object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() })
+      .optional(),
     heartbeatIntervalMs: int(10).default(1_000),
     suspectAfterMs: int(20).default(3_000),
     downAfterMs: int(20).default(10_000),
@@ -102,13 +131,29 @@ const schema = z
   })
   .superRefine((c, ctx) => {
     if (c.suspectAfterMs <= c.heartbeatIntervalMs)
-      ctx.addIssue({ code: 'custom', path: ['suspectAfterMs'], message: `must exceed the heartbeat interval (${c.heartbeatIntervalMs} ms)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['suspectAfterMs'],
+        message: `must exceed the heartbeat interval (${c.heartbeatIntervalMs} ms)`,
+      });
     if (c.downAfterMs < c.suspectAfterMs)
-      ctx.addIssue({ code: 'custom', path: ['downAfterMs'], message: `must be at least suspect-after (${c.suspectAfterMs} ms)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['downAfterMs'],
+        message: `must be at least suspect-after (${c.suspectAfterMs} ms)`,
+      });
     if (c.queueMaxBytes < c.maxFrameBytes)
-      ctx.addIssue({ code: 'custom', path: ['queueMaxBytes'], message: `must be at least max-frame-bytes (${c.maxFrameBytes})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['queueMaxBytes'],
+        message: `must be at least max-frame-bytes (${c.maxFrameBytes})`,
+      });
     if (c.queueHighWaterBytes > c.queueMaxBytes)
-      ctx.addIssue({ code: 'custom', path: ['queueHighWaterBytes'], message: 'must not exceed the queue maximum' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['queueHighWaterBytes'],
+        message: 'must not exceed the queue maximum',
+      });
   });
 
 export type ClusterConfigInput = { [K in keyof ClusterConfig]?: unknown };
@@ -135,22 +180,37 @@ export function loadClusterConfig(opts: LoadOptions = {}): ClusterConfig {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const fromFile = readConfigFile(opts.file ?? env.DR_CONFIG, cwd);
-  const merged: Record<string, unknown> = { ...fromFile, ...definedOnly(fromEnv(env)), ...definedOnly(opts.flags ?? {}) };
+  const merged: Record<string, unknown> = {
+    ...fromFile,
+    ...definedOnly(fromEnv(env)),
+    ...definedOnly(opts.flags ?? {}),
+  };
   delete merged.tokenFile;
-  if (merged.token === undefined) merged.token = readToken(opts.flags?.tokenFile ?? env.DR_CLUSTER_TOKEN_FILE, cwd);
+  if (merged.token === undefined)
+    merged.token = readToken(opts.flags?.tokenFile ?? env.DR_CLUSTER_TOKEN_FILE, cwd);
   const parsed = schema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? 'config') as keyof ClusterConfig;
     const src = SOURCES[key];
-    const shown = key === 'token' ? (merged.token === undefined ? 'missing' : '(hidden)') : JSON.stringify(merged[key]) ?? 'missing';
+    const shown =
+      key === 'token'
+        ? merged.token === undefined
+          ? 'missing'
+          : '(hidden)'
+        : (JSON.stringify(merged[key]) ?? 'missing');
     const where = src === undefined ? key : [src.env, src.flag].filter(Boolean).join(' or ');
     throw new ConfigError(
       `invalid cluster setting ${key} (${where}) = ${shown}: ${issue?.message ?? 'invalid'}. Fix: set it to ${src?.fix ?? 'a valid value'}.`,
       { setting: key },
     );
   }
-  return { ...parsed.data, advertiseHost: parsed.data.advertiseHost, tls: parsed.data.tls, gpus: parsed.data.gpus };
+  return {
+    ...parsed.data,
+    advertiseHost: parsed.data.advertiseHost,
+    tls: parsed.data.tls,
+    gpus: parsed.data.gpus,
+  };
 }
 
 /** Parse "host:port" (IPv6 in brackets) as given to --head. */
@@ -158,13 +218,19 @@ export function parseHostPort(value: string, setting = '--head'): { host: string
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(value.trim());
   const port = m === null ? NaN : Number(m[2]);
   if (m === null || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ConfigError(`invalid ${setting} '${value}'. Fix: give the head as HOST:PORT, e.g. 10.0.0.1:7400`, { setting });
+    throw new ConfigError(
+      `invalid ${setting} '${value}'. Fix: give the head as HOST:PORT, e.g. 10.0.0.1:7400`,
+      { setting },
+    );
   }
   return { host: m[1] as string, port };
 }
 
 function fromEnv(env: NodeJS.ProcessEnv): ClusterConfigInput {
-  const tls = env.DR_TLS_CERT !== undefined || env.DR_TLS_KEY !== undefined ? { cert: env.DR_TLS_CERT, key: env.DR_TLS_KEY, ca: env.DR_TLS_CA } : undefined;
+  const tls =
+    env.DR_TLS_CERT !== undefined || env.DR_TLS_KEY !== undefined
+      ? { cert: env.DR_TLS_CERT, key: env.DR_TLS_KEY, ca: env.DR_TLS_CA }
+      : undefined;
   return {
     rank: env.PET_NODE_RANK,
     masterAddr: env.PET_MASTER_ADDR,
@@ -190,16 +256,27 @@ function fromEnv(env: NodeJS.ProcessEnv): ClusterConfigInput {
 /** "a=1,b=2" -> { a: '1', b: '2' }. */
 export function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new ConfigError(`invalid label '${part}'. Fix: write labels as key=value (comma-separated)`, { setting: 'labels' });
+    if (eq <= 0)
+      throw new ConfigError(`invalid label '${part}'. Fix: write labels as key=value (comma-separated)`, {
+        setting: 'labels',
+      });
     out[part.slice(0, eq)] = part.slice(eq + 1);
   }
   return out;
 }
 
 export function parseGpuList(text: string): string[] {
-  return text.trim() === 'none' ? [] : text.split(',').map((g) => g.trim()).filter(Boolean);
+  return text.trim() === 'none'
+    ? []
+    : text
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean);
 }
 
 function readConfigFile(file: string | undefined, cwd: string): Record<string, unknown> {
@@ -209,21 +286,31 @@ function readConfigFile(file: string | undefined, cwd: string): Record<string, u
   try {
     data = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}. Fix: point DR_CONFIG at a readable JSON file`, {
+    throw new ConfigError(
+      `cannot read config file ${path}: ${(err as Error).message}. Fix: point DR_CONFIG at a readable JSON file`,
+      {
+        setting: 'DR_CONFIG',
+      },
+    );
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object of settings`, {
       setting: 'DR_CONFIG',
     });
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new ConfigError(`config file ${path} must hold a JSON object of settings`, { setting: 'DR_CONFIG' });
-  }
   const cluster = (data as Record<string, unknown>).cluster;
-  return typeof cluster === 'object' && cluster !== null ? (cluster as Record<string, unknown>) : (data as Record<string, unknown>);
+  return typeof cluster === 'object' && cluster !== null
+    ? (cluster as Record<string, unknown>)
+    : (data as Record<string, unknown>);
 }
 
 /** The cluster token alone (for clients such as `dr status`): env DR_CLUSTER_TOKEN, else the token file. */
-export function resolveClusterToken(opts: { tokenFile?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
+export function resolveClusterToken(
+  opts: { tokenFile?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): string {
   const env = opts.env ?? process.env;
-  const token = env.DR_CLUSTER_TOKEN ?? readToken(opts.tokenFile ?? env.DR_CLUSTER_TOKEN_FILE, opts.cwd ?? process.cwd());
+  const token =
+    env.DR_CLUSTER_TOKEN ?? readToken(opts.tokenFile ?? env.DR_CLUSTER_TOKEN_FILE, opts.cwd ?? process.cwd());
   if (token === undefined || token.length < 16) {
     throw new ConfigError(`no usable cluster token (token). Fix: ${SOURCES.token.fix}`, { setting: 'token' });
   }
@@ -236,9 +323,12 @@ function readToken(file: string | undefined, cwd: string): string | undefined {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw new ConfigError(`cannot read the cluster token file ${path}: ${(err as Error).message}. Fix: ${SOURCES.token.fix}`, {
-      setting: 'token',
-    });
+    throw new ConfigError(
+      `cannot read the cluster token file ${path}: ${(err as Error).message}. Fix: ${SOURCES.token.fix}`,
+      {
+        setting: 'token',
+      },
+    );
   }
 }
 

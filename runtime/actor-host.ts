@@ -100,7 +100,8 @@ export class ActorHost {
 
   /** Build the first incarnation and start its mailbox. Factory errors fail the spawn (nothing is left behind). */
   async spawn(spec: SpawnSpec, restarts = 0): Promise<ActorRef> {
-    if (this.closed) throw new DrError(ActorErrorCode.STOPPED, `this node is shutting down; cannot spawn '${spec.name}'`);
+    if (this.closed)
+      throw new DrError(ActorErrorCode.STOPPED, `this node is shutting down; cannot spawn '${spec.name}'`);
     const factory = this.opts.kinds.get(spec.kind);
     if (factory === undefined) {
       throw new DrError(
@@ -110,7 +111,10 @@ export class ActorHost {
       );
     }
     if (this.slots.has(spec.name)) {
-      throw new DrError(ActorErrorCode.NAME_TAKEN, `an actor named '${spec.name}' already runs here; pick another name or stop it first`);
+      throw new DrError(
+        ActorErrorCode.NAME_TAKEN,
+        `an actor named '${spec.name}' already runs here; pick another name or stop it first`,
+      );
     }
     const self: ActorRef = { name: spec.name, node: this.opts.rank };
     const log = this.opts.logger.child({ actor: spec.name, kind: spec.kind });
@@ -119,13 +123,20 @@ export class ActorHost {
     try {
       actor = await factory(spec.args as never, ctx);
     } catch (err) {
-      throw new DrError(ActorErrorCode.SPAWN_FAILED, `actor '${spec.name}' (${spec.kind}) failed to start: ${errorMessage(err)}`, {
-        cause: err,
-      });
+      throw new DrError(
+        ActorErrorCode.SPAWN_FAILED,
+        `actor '${spec.name}' (${spec.kind}) failed to start: ${errorMessage(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
     if (this.slots.has(spec.name) || this.closed) {
       await stopQuietly(actor, log);
-      throw new DrError(ActorErrorCode.NAME_TAKEN, `an actor named '${spec.name}' was spawned concurrently; pick another name`);
+      throw new DrError(
+        ActorErrorCode.NAME_TAKEN,
+        `an actor named '${spec.name}' was spawned concurrently; pick another name`,
+      );
     }
     const policy = resolvePolicy(spec.supervision);
     const slot: Slot = {
@@ -147,8 +158,11 @@ export class ActorHost {
     };
     slot.ref = nact.spawn(this.system, (s: Slot, _d: Drain) => this.handle(s), `a${++this.seq}`, {
       initialState: slot,
-      onCrash: (_d: Drain | undefined, err: Error | undefined, sctx: nact.SupervisionContext<Drain, nact.Ref<never>>) =>
-        this.onCrash(slot, err, sctx),
+      onCrash: (
+        _d: Drain | undefined,
+        err: Error | undefined,
+        sctx: nact.SupervisionContext<Drain, nact.Ref<never>>,
+      ) => this.onCrash(slot, err, sctx),
     });
     this.slots.set(spec.name, slot);
     this.emit(slot);
@@ -166,9 +180,13 @@ export class ActorHost {
       const timer = setTimeout(() => {
         slot.pending.delete(reply);
         reject(
-          new DrError(ActorErrorCode.ASK_TIMEOUT, `ask to '${name}' got no reply within ${timeoutMs} ms; raise timeoutMs or check the actor's logs`, {
-            details: { actor: name, timeoutMs },
-          }),
+          new DrError(
+            ActorErrorCode.ASK_TIMEOUT,
+            `ask to '${name}' got no reply within ${timeoutMs} ms; raise timeoutMs or check the actor's logs`,
+            {
+              details: { actor: name, timeoutMs },
+            },
+          ),
         );
       }, timeoutMs);
       const reply: Reply = {
@@ -277,19 +295,29 @@ export class ActorHost {
     return slot;
   }
 
-  private async onCrash(slot: Slot, err: Error | undefined, sctx: nact.SupervisionContext<Drain, nact.Ref<never>>): Promise<symbol> {
+  private async onCrash(
+    slot: Slot,
+    err: Error | undefined,
+    sctx: nact.SupervisionContext<Drain, nact.Ref<never>>,
+  ): Promise<symbol> {
     const d = slot.current;
     slot.current = undefined;
     d?.reply?.reject(err);
     const { strategy } = slot.policy;
-    slot.log.error({ err, failingMessage: describe(d?.msg), strategy }, 'actor failed while handling a message');
+    slot.log.error(
+      { err, failingMessage: describe(d?.msg), strategy },
+      'actor failed while handling a message',
+    );
     if (this.closed || slot.state === 'stopped') return sctx.stop as symbol;
     if (strategy === 'stop') return this.retireFromCrash(slot, 'stopped', sctx);
     if (strategy === 'escalate') return this.retireFromCrash(slot, 'failed', sctx);
     for (;;) {
       const decision = slot.budget.onFailure(Date.now());
       if (!decision.restart) {
-        slot.log.error({ maxRestarts: slot.policy.maxRestarts, windowMs: slot.policy.windowMs }, 'restart budget exhausted; actor escalated and marked failed');
+        slot.log.error(
+          { maxRestarts: slot.policy.maxRestarts, windowMs: slot.policy.windowMs },
+          'restart budget exhausted; actor escalated and marked failed',
+        );
         return this.retireFromCrash(slot, 'failed', sctx);
       }
       slot.state = 'restarting';
@@ -312,7 +340,11 @@ export class ActorHost {
     }
   }
 
-  private retireFromCrash(slot: Slot, state: 'stopped' | 'failed', sctx: nact.SupervisionContext<Drain, nact.Ref<never>>): symbol {
+  private retireFromCrash(
+    slot: Slot,
+    state: 'stopped' | 'failed',
+    sctx: nact.SupervisionContext<Drain, nact.Ref<never>>,
+  ): symbol {
     void this.retire(slot, state, false);
     return sctx.stop as symbol;
   }
@@ -333,7 +365,13 @@ export class ActorHost {
   }
 
   private info(s: Slot): ActorInfo {
-    return { name: s.spec.name, kind: s.spec.kind, node: this.opts.rank, state: s.state, restarts: s.restarts };
+    return {
+      name: s.spec.name,
+      kind: s.spec.kind,
+      node: this.opts.rank,
+      state: s.state,
+      restarts: s.restarts,
+    };
   }
 
   private emit(slot: Slot): void {
@@ -342,9 +380,13 @@ export class ActorHost {
 }
 
 export function notFound(name: string, rank: number): DrError {
-  return new DrError(ActorErrorCode.NOT_FOUND, `no actor named '${name}' (asked on node ${rank}); spawn it first or check \`dr status\``, {
-    details: { actor: name },
-  });
+  return new DrError(
+    ActorErrorCode.NOT_FOUND,
+    `no actor named '${name}' (asked on node ${rank}); spawn it first or check \`dr status\``,
+    {
+      details: { actor: name },
+    },
+  );
 }
 
 export function errorMessage(err: unknown): string {

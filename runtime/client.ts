@@ -53,12 +53,25 @@ export async function connectClient(opts: ClientOptions): Promise<ClusterClient>
     perMessageDeflate: false,
     ...(opts.tls?.ca !== undefined ? { ca: readFileSync(opts.tls.ca) } : {}),
   });
-  const link = new Link(ws, { maxFrameBytes, queueHighWaterBytes: 16 * 1024 * 1024, queueMaxBytes: 256 * 1024 * 1024 }, opts.logger ?? silentLogger);
+  const link = new Link(
+    ws,
+    { maxFrameBytes, queueHighWaterBytes: 16 * 1024 * 1024, queueMaxBytes: 256 * 1024 * 1024 },
+    opts.logger ?? silentLogger,
+  );
   link.peer = 0;
   const asks = new PendingAsks(-1);
   link.send(control(-1, 'hello', { role: 'client' }));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new DrError('CLUSTER_HEAD_UNREACHABLE', `no answer from the head at ${opts.head} within ${connectTimeoutMs(opts)} ms. Fix: check --head / PET_MASTER_ADDR:PET_MASTER_PORT and that dr head runs`)), connectTimeoutMs(opts));
+    const timer = setTimeout(
+      () =>
+        fail(
+          new DrError(
+            'CLUSTER_HEAD_UNREACHABLE',
+            `no answer from the head at ${opts.head} within ${connectTimeoutMs(opts)} ms. Fix: check --head / PET_MASTER_ADDR:PET_MASTER_PORT and that dr head runs`,
+          ),
+        ),
+      connectTimeoutMs(opts),
+    );
     function fail(err: DrError): void {
       clearTimeout(timer);
       link.terminate();
@@ -68,28 +81,49 @@ export async function connectClient(opts: ClientOptions): Promise<ClusterClient>
       res.resume();
       fail(
         res.statusCode === 401
-          ? new DrError('CLUSTER_AUTH_REFUSED', 'the head refused our cluster token. Fix: use the same DR_CLUSTER_TOKEN / .dr-token as the head')
-          : new DrError('CLUSTER_JOIN_FAILED', `the head answered HTTP ${res.statusCode}; is ${opts.head} a dr head?`),
+          ? new DrError(
+              'CLUSTER_AUTH_REFUSED',
+              'the head refused our cluster token. Fix: use the same DR_CLUSTER_TOKEN / .dr-token as the head',
+            )
+          : new DrError(
+              'CLUSTER_JOIN_FAILED',
+              `the head answered HTTP ${res.statusCode}; is ${opts.head} a dr head?`,
+            ),
       );
     });
-    ws.once('error', (err) => fail(new DrError('CLUSTER_HEAD_UNREACHABLE', `cannot reach the head at ${opts.head}: ${err.message}. Fix: start it (dr head) or correct --head`)));
+    ws.once('error', (err) =>
+      fail(
+        new DrError(
+          'CLUSTER_HEAD_UNREACHABLE',
+          `cannot reach the head at ${opts.head}: ${err.message}. Fix: start it (dr head) or correct --head`,
+        ),
+      ),
+    );
     link.on('envelope', (env) => {
       if (env.kind === Kind.CONTROL && env.target === 'welcome') {
         clearTimeout(timer);
         resolve();
       } else if (env.kind === Kind.CONTROL && env.target === 'refused') {
         const p = env.payload as { code?: string; message?: string } | null;
-        fail(new DrError(String(p?.code ?? 'CLUSTER_JOIN_REFUSED'), String(p?.message ?? 'the head refused this client')));
+        fail(
+          new DrError(
+            String(p?.code ?? 'CLUSTER_JOIN_REFUSED'),
+            String(p?.message ?? 'the head refused this client'),
+          ),
+        );
       } else if (env.kind === Kind.REPLY || env.kind === Kind.FAIL) {
         asks.onReply(env);
       }
     });
   });
-  link.on('close', () => asks.failLink(link, new DrError('ACTOR_NODE_DOWN', `the connection to the head at ${opts.head} closed`)));
+  link.on('close', () =>
+    asks.failLink(link, new DrError('ACTOR_NODE_DOWN', `the connection to the head at ${opts.head} closed`)),
+  );
   const askTimeout = opts.defaultAskTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS;
   const controlAsk = (verb: string, payload: unknown) => asks.ask(link, 0, verb, payload, CONTROL_TIMEOUT_MS);
   return {
-    ask: <R>(name: string, msg: unknown, options?: AskOptions) => asks.ask(link, 0, name, msg, options?.timeoutMs ?? askTimeout) as Promise<R>,
+    ask: <R>(name: string, msg: unknown, options?: AskOptions) =>
+      asks.ask(link, 0, name, msg, options?.timeoutMs ?? askTimeout) as Promise<R>,
     tell: (name, msg) => {
       link.send({ kind: Kind.TELL, from: -1, target: name, cid: 0, payload: msg });
     },

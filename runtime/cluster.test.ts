@@ -28,7 +28,8 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_00
 }
 
 const nodeState = (s: ClusterStatus, rank: number) => s.nodes.find((n) => n.rank === rank)?.state;
-const where = (name: string) => client.ask<{ rank: number; pid: number }>(name, { op: 'where' }, { timeoutMs: 3_000 });
+const where = (name: string) =>
+  client.ask<{ rank: number; pid: number }>(name, { op: 'where' }, { timeoutMs: 3_000 });
 
 beforeAll(async () => {
   ({ node: head, port: headPort } = await startHead());
@@ -55,8 +56,15 @@ describe.sequential('a head and three workers on loopback', () => {
       [2, 'alive'],
       [3, 'alive'],
     ]);
-    for (const n of status.nodes) expect(n.resources).toMatchObject({ cpus: expect.any(Number), memoryBytes: expect.any(Number), gpus: [] });
-    expect(status.actors).toEqual([expect.objectContaining({ path: 'a', kind: 'echo', node: 1, state: 'running', restarts: 0 })]);
+    for (const n of status.nodes)
+      expect(n.resources).toMatchObject({
+        cpus: expect.any(Number),
+        memoryBytes: expect.any(Number),
+        gpus: [],
+      });
+    expect(status.actors).toEqual([
+      expect.objectContaining({ path: 'a', kind: 'echo', node: 1, state: 'running', restarts: 0 }),
+    ]);
   });
 
   it('tells and asks between actors on different workers', async () => {
@@ -70,35 +78,54 @@ describe.sequential('a head and three workers on loopback', () => {
   });
 
   it('fails an ask to an unknown actor, a stopped actor, and a hung actor within its timeout', async () => {
-    await expect(client.ask('ghost', { op: 'where' })).rejects.toSatisfy((e) => isDrError(e, 'ACTOR_NOT_FOUND'));
+    await expect(client.ask('ghost', { op: 'where' })).rejects.toSatisfy((e) =>
+      isDrError(e, 'ACTOR_NOT_FOUND'),
+    );
     await client.spawn({ kind: 'echo', name: 'short-lived', placement: { kind: 'rank', rank: 3 } });
     await client.stopActor('short-lived');
-    await expect(client.ask('a', { op: 'relay', to: 'short-lived', msg: { op: 'where' } })).rejects.toSatisfy((e) => isDrError(e, 'ACTOR_NOT_FOUND'));
+    await expect(client.ask('a', { op: 'relay', to: 'short-lived', msg: { op: 'where' } })).rejects.toSatisfy(
+      (e) => isDrError(e, 'ACTOR_NOT_FOUND'),
+    );
     const started = Date.now();
-    await expect(client.ask('b', { op: 'sleep', ms: 5_000 }, { timeoutMs: 300 })).rejects.toSatisfy((e) => isDrError(e, 'ACTOR_ASK_TIMEOUT'));
+    await expect(client.ask('b', { op: 'sleep', ms: 5_000 }, { timeoutMs: 300 })).rejects.toSatisfy((e) =>
+      isDrError(e, 'ACTOR_ASK_TIMEOUT'),
+    );
     expect(Date.now() - started).toBeLessThan(1_500);
   });
 
   it('detects a SIGKILLed worker within the configured timeout and re-spawns its actors on survivors', async () => {
-    await client.spawn({ kind: 'echo', name: 'mover', placement: { kind: 'rank', rank: 3 }, respawnOnNodeLoss: true });
+    await client.spawn({
+      kind: 'echo',
+      name: 'mover',
+      placement: { kind: 'rank', rank: 3 },
+      respawnOnNodeLoss: true,
+    });
     await client.spawn({ kind: 'echo', name: 'pinned', placement: { kind: 'rank', rank: 3 } });
     await client.ask('mover', { op: 'add', n: 3 });
     expect((await where('mover')).rank).toBe(3);
-    expect(await client.ask('a', { op: 'relay', to: 'mover', msg: { op: 'where' } })).toMatchObject({ rank: 3 });
+    expect(await client.ask('a', { op: 'relay', to: 'mover', msg: { op: 'where' } })).toMatchObject({
+      rank: 3,
+    });
 
     const killedAt = Date.now();
     await workers.get(3)?.kill('SIGKILL');
     await waitFor(async () => (nodeState(await client.status(), 3) === 'down' ? true : undefined));
     expect(Date.now() - killedAt).toBeLessThan(DOWN_AFTER_MS + 2 * HEARTBEAT_MS + 500);
 
-    const moved = await waitFor(async () => (await client.status()).actors.find((x) => x.name === 'mover' && x.state === 'running' && x.node !== 3));
+    const moved = await waitFor(async () =>
+      (await client.status()).actors.find((x) => x.name === 'mover' && x.state === 'running' && x.node !== 3),
+    );
     expect([0, 1, 2]).toContain(moved.node);
     expect((await where('mover')).rank).toBe(moved.node);
     expect(await client.ask('mover', { op: 'get' })).toBe(0);
-    expect(await client.ask('a', { op: 'relay', to: 'mover', msg: { op: 'where' } })).toMatchObject({ rank: moved.node });
+    expect(await client.ask('a', { op: 'relay', to: 'mover', msg: { op: 'where' } })).toMatchObject({
+      rank: moved.node,
+    });
 
     const askedAt = Date.now();
-    await expect(client.ask('pinned', { op: 'where' }, { timeoutMs: 5_000 })).rejects.toSatisfy((e) => isDrError(e, 'ACTOR_NODE_DOWN'));
+    await expect(client.ask('pinned', { op: 'where' }, { timeoutMs: 5_000 })).rejects.toSatisfy((e) =>
+      isDrError(e, 'ACTOR_NODE_DOWN'),
+    );
     expect(Date.now() - askedAt).toBeLessThan(1_000);
   });
 
@@ -110,11 +137,21 @@ describe.sequential('a head and three workers on loopback', () => {
     });
     expect(status.nodes).toHaveLength(4);
     await client.spawn({ kind: 'echo', name: 'back', placement: { kind: 'rank', rank: 3 } });
-    expect(await client.ask('a', { op: 'relay', to: 'back', msg: { op: 'where' } })).toMatchObject({ rank: 3 });
+    expect(await client.ask('a', { op: 'relay', to: 'back', msg: { op: 'where' } })).toMatchObject({
+      rank: 3,
+    });
   });
 
   it('refuses a second live node that claims a taken rank', async () => {
-    const impostor = await runDr(['worker', '--head', `127.0.0.1:${headPort}`, '--rank', '2', '--listen-host', '127.0.0.1']);
+    const impostor = await runDr([
+      'worker',
+      '--head',
+      `127.0.0.1:${headPort}`,
+      '--rank',
+      '2',
+      '--listen-host',
+      '127.0.0.1',
+    ]);
     expect(impostor.code).toBe(1);
     expect(impostor.stderr).toContain('CLUSTER_RANK_TAKEN');
     expect((await where('b')).pid).toBe((await where('b')).pid);
@@ -122,14 +159,17 @@ describe.sequential('a head and three workers on loopback', () => {
   });
 
   it('refuses a worker and a client with the wrong token', async () => {
-    const worker = await runDr(['worker', '--head', `127.0.0.1:${headPort}`, '--rank', '9', '--listen-host', '127.0.0.1'], {
-      DR_CLUSTER_TOKEN: 'wrong-token-0123456789',
-    });
+    const worker = await runDr(
+      ['worker', '--head', `127.0.0.1:${headPort}`, '--rank', '9', '--listen-host', '127.0.0.1'],
+      {
+        DR_CLUSTER_TOKEN: 'wrong-token-0123456789',
+      },
+    );
     expect(worker.code).toBe(1);
     expect(worker.stderr).toContain('CLUSTER_AUTH_REFUSED');
-    await expect(connectClient({ head: `127.0.0.1:${headPort}`, token: 'wrong-token-0123456789' })).rejects.toSatisfy((e) =>
-      isDrError(e, 'CLUSTER_AUTH_REFUSED'),
-    );
+    await expect(
+      connectClient({ head: `127.0.0.1:${headPort}`, token: 'wrong-token-0123456789' }),
+    ).rejects.toSatisfy((e) => isDrError(e, 'CLUSTER_AUTH_REFUSED'));
     expect((await client.status()).nodes.map((n) => n.rank)).toEqual([0, 1, 2, 3]);
   });
 

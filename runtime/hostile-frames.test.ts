@@ -33,7 +33,10 @@ afterAll(async () => {
 });
 
 /** Open an authenticated raw socket, send `frames`, and report whether the node closed it. */
-async function sendRaw(port: number, frames: Array<Buffer | string>): Promise<{ closedByNode: boolean; code?: number }> {
+async function sendRaw(
+  port: number,
+  frames: Array<Buffer | string>,
+): Promise<{ closedByNode: boolean; code?: number }> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
@@ -41,7 +44,10 @@ async function sendRaw(port: number, frames: Array<Buffer | string>): Promise<{ 
   });
   const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
   for (const f of frames) ws.send(f);
-  const code = await Promise.race([closed, new Promise<undefined>((r) => setTimeout(() => r(undefined), 300))]);
+  const code = await Promise.race([
+    closed,
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 300)),
+  ]);
   if (code === undefined) {
     ws.close();
     return { closedByNode: false };
@@ -54,7 +60,8 @@ async function nodesStillServe(): Promise<void> {
   expect(await client.ask('w', { op: 'echo', value: 'still here' })).toBe('still here');
 }
 
-const droppedReasons = (node: NodeProcess) => node.lines.filter((l) => l.msg === 'dropped an invalid frame').map((l) => l.reason);
+const droppedReasons = (node: NodeProcess) =>
+  node.lines.filter((l) => l.msg === 'dropped an invalid frame').map((l) => l.reason);
 
 describe.each([
   ['head', () => ({ node: head, port: headPort })],
@@ -62,7 +69,13 @@ describe.each([
 ])('a %s receiving hostile frames', (_name, target) => {
   it('drops random bytes, truncated msgpack, unknown versions and text frames, and keeps serving', async () => {
     const { node, port } = target();
-    const truncated = encodeEnvelope({ kind: Kind.TELL, from: 1, target: 'w', cid: 0, payload: 'z'.repeat(200) });
+    const truncated = encodeEnvelope({
+      kind: Kind.TELL,
+      from: 1,
+      target: 'w',
+      cid: 0,
+      payload: 'z'.repeat(200),
+    });
     const cases: Array<Buffer | string> = [
       randomBytes(64),
       truncated.subarray(0, truncated.length - 20),
@@ -70,7 +83,9 @@ describe.each([
       'not binary',
     ];
     for (const frame of cases) expect(await sendRaw(port, [frame])).toEqual({ closedByNode: false });
-    await expect.poll(() => new Set(droppedReasons(node))).toEqual(new Set(['decode', 'version', 'malformed']));
+    await expect
+      .poll(() => new Set(droppedReasons(node)))
+      .toEqual(new Set(['decode', 'version', 'malformed']));
     await nodesStillServe();
   });
 

@@ -36,7 +36,10 @@ function captureLogs(): { logger: pino.Logger; lines: () => Array<Record<string,
       cb();
     },
   });
-  return { logger: pino({ level: 'info' }, stream), lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    logger: pino({ level: 'info' }, stream),
+    lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 const kinds = new Map([['counter', counter as ActorFactory<never>]]);
@@ -76,7 +79,12 @@ describe('local actor system', () => {
   it('restarts a failing actor under the same name with a fresh incarnation, logging the failing message', async () => {
     const logs = captureLogs();
     system = createActorSystem({ kinds, logger: logs.logger });
-    await system.spawn({ kind: 'counter', name: 'c/r', args: { start: 5 }, supervision: { backoffInitialMs: 1 } });
+    await system.spawn({
+      kind: 'counter',
+      name: 'c/r',
+      args: { start: 5 },
+      supervision: { backoffInitialMs: 1 },
+    });
     await system.ask('c/r', { op: 'add', n: 100 });
     await expect(system.ask('c/r', { op: 'boom' })).rejects.toThrow('boom requested');
     expect(await system.ask('c/r', { op: 'get' })).toBe(5);
@@ -88,7 +96,12 @@ describe('local actor system', () => {
 
   it('keeps messages sent during the restart backoff and delivers them to the new incarnation', async () => {
     system = createActorSystem({ kinds });
-    await system.spawn({ kind: 'counter', name: 'c/b', args: { start: 0 }, supervision: { backoffInitialMs: 100 } });
+    await system.spawn({
+      kind: 'counter',
+      name: 'c/b',
+      args: { start: 0 },
+      supervision: { backoffInitialMs: 100 },
+    });
     system.tell('c/b', { op: 'boom' });
     system.tell('c/b', { op: 'add', n: 7 });
     expect(await system.ask('c/b', { op: 'get' })).toBe(7);
@@ -98,8 +111,11 @@ describe('local actor system', () => {
     system = createActorSystem({ kinds });
     const supervision = { maxRestarts: 2, windowMs: 60_000, backoffInitialMs: 1 };
     await system.spawn({ kind: 'counter', name: 'flaky', args: { start: 0 }, supervision });
-    for (let i = 0; i < 3; i++) await expect(system.ask('flaky', { op: 'boom' })).rejects.toThrow('boom requested');
-    await expect(system.ask('flaky', { op: 'get' })).rejects.toSatisfy((e) => isDrError(e, 'ACTOR_NOT_FOUND'));
+    for (let i = 0; i < 3; i++)
+      await expect(system.ask('flaky', { op: 'boom' })).rejects.toThrow('boom requested');
+    await expect(system.ask('flaky', { op: 'get' })).rejects.toSatisfy((e) =>
+      isDrError(e, 'ACTOR_NOT_FOUND'),
+    );
   });
 
   it("stops an actor whose strategy is 'stop' on its first failure and runs its stop hook", async () => {
@@ -121,7 +137,12 @@ describe('local actor system', () => {
 
   it("removes an actor whose strategy is 'escalate' on its first failure", async () => {
     system = createActorSystem({ kinds });
-    await system.spawn({ kind: 'counter', name: 'esc', args: { start: 0 }, supervision: { strategy: 'escalate' } });
+    await system.spawn({
+      kind: 'counter',
+      name: 'esc',
+      args: { start: 0 },
+      supervision: { strategy: 'escalate' },
+    });
     await expect(system.ask('esc', { op: 'boom' })).rejects.toThrow('boom requested');
     expect(await system.actors()).toEqual([]);
   });
@@ -142,20 +163,30 @@ describe('local actor system', () => {
     };
     system = createActorSystem({ kinds: new Map([...kinds, ['broken', broken as ActorFactory<never>]]) });
     await system.spawn({ kind: 'counter', name: 'taken', args: { start: 0 } });
-    const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (isDrError(e) ? e.code : 'untyped'));
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e: unknown) => (isDrError(e) ? e.code : 'untyped'),
+      );
     expect(await codeOf(system.spawn({ kind: 'nope', name: 'x' }))).toBe('ACTOR_KIND_UNKNOWN');
-    expect(await codeOf(system.spawn({ kind: 'counter', name: 'taken', args: { start: 0 } }))).toBe('ACTOR_NAME_TAKEN');
-    expect(await codeOf(system.spawn({ kind: 'broken', name: 'b' }))).toBe('ACTOR_SPAWN_FAILED');
-    expect(await codeOf(system.spawn({ kind: 'counter', name: 'g', placement: { kind: 'resource', resource: 'gpu' } }))).toBe(
-      'ACTOR_PLACEMENT_UNSATISFIABLE',
+    expect(await codeOf(system.spawn({ kind: 'counter', name: 'taken', args: { start: 0 } }))).toBe(
+      'ACTOR_NAME_TAKEN',
     );
+    expect(await codeOf(system.spawn({ kind: 'broken', name: 'b' }))).toBe('ACTOR_SPAWN_FAILED');
+    expect(
+      await codeOf(
+        system.spawn({ kind: 'counter', name: 'g', placement: { kind: 'resource', resource: 'gpu' } }),
+      ),
+    ).toBe('ACTOR_PLACEMENT_UNSATISFIABLE');
   });
 
   it('bounds each mailbox: a tell beyond capacity throws ACTOR_MAILBOX_FULL', async () => {
     system = createActorSystem({ kinds, mailboxCapacity: 3 });
     await system.spawn({ kind: 'counter', name: 'small', args: { start: 0 } });
     for (let i = 0; i < 3; i++) system.tell('small', { op: 'add', n: 1 });
-    expect(() => system?.tell('small', { op: 'add', n: 1 })).toThrow(expect.objectContaining({ code: 'ACTOR_MAILBOX_FULL' }));
+    expect(() => system?.tell('small', { op: 'add', n: 1 })).toThrow(
+      expect.objectContaining({ code: 'ACTOR_MAILBOX_FULL' }),
+    );
     await expect.poll(() => system?.ask('small', { op: 'get' }).catch(() => 'full')).toBe(3);
   });
 

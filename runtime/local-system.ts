@@ -48,7 +48,8 @@ export function contextFor(system: ActorSystem, self: ActorRef, log: Logger): Ac
     rank: system.rank,
     log,
     tell: (target, msg) => system.tell(target, msg),
-    ask: <R>(target: ActorRef | string, msg: unknown, options?: AskOptions) => system.ask<R>(target, msg, options),
+    ask: <R>(target: ActorRef | string, msg: unknown, options?: AskOptions) =>
+      system.ask<R>(target, msg, options),
     resolve: (name) => system.resolve(name),
     spawn: (spec) => system.spawn(spec),
   };
@@ -89,7 +90,8 @@ class LocalActorSystem implements ActorSystem {
   }
 
   async resolve(name: string): Promise<ActorRef> {
-    if (!this.host.has(name)) throw new DrError(ActorErrorCode.NOT_FOUND, `no actor named '${name}'; spawn it first`);
+    if (!this.host.has(name))
+      throw new DrError(ActorErrorCode.NOT_FOUND, `no actor named '${name}'; spawn it first`);
     return { name, node: this.rank };
   }
 

@@ -43,7 +43,14 @@ export interface ClusterStatus {
     since: number;
     lastHeartbeatMsAgo: number;
   }>;
-  actors: Array<{ path: string; name: string; kind: string; node: number; state: DirectoryState; restarts: number }>;
+  actors: Array<{
+    path: string;
+    name: string;
+    kind: string;
+    node: number;
+    state: DirectoryState;
+    restarts: number;
+  }>;
 }
 
 /** A directory entry's state: an ActorState, or `starting` while its spawn is under way, or `lost` when its
@@ -225,7 +232,14 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
         since: m.since,
         lastHeartbeatMsAgo: m.rank === 0 ? 0 : now - m.lastSeen,
       })),
-      actors: [...this.directory].map(([name, e]) => ({ path: name, name, kind: e.spec.kind, node: e.rank, state: e.state, restarts: e.restarts })),
+      actors: [...this.directory].map(([name, e]) => ({
+        path: name,
+        name,
+        kind: e.spec.kind,
+        node: e.rank,
+        state: e.state,
+        restarts: e.restarts,
+      })),
     };
   }
 
@@ -272,13 +286,16 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
   private lookupLocal(name: string): number {
     const e = this.directory.get(name);
     if (e === undefined || e.state === 'stopped' || e.state === 'failed') throw notFound(name, this.rank);
-    if (e.state === 'lost') throw nodeDown(e.rank, 'down and its actor was not re-spawned (respawnOnNodeLoss is off)');
+    if (e.state === 'lost')
+      throw nodeDown(e.rank, 'down and its actor was not re-spawned (respawnOnNodeLoss is off)');
     return e.rank;
   }
 
   private askOn(rank: number, name: string, msg: unknown, timeoutMs: number): Promise<unknown> {
     if (rank === this.rank) {
-      return this.host.has(name) ? this.host.ask(name, msg, timeoutMs) : Promise.reject(notFound(name, this.rank));
+      return this.host.has(name)
+        ? this.host.ask(name, msg, timeoutMs)
+        : Promise.reject(notFound(name, this.rank));
     }
     let link: Link;
     try {
@@ -289,7 +306,12 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     return this.asks.ask(link, rank, name, msg, timeoutMs);
   }
 
-  private control(rank: number, verb: string, payload: unknown, timeoutMs = CONTROL_TIMEOUT_MS): Promise<unknown> {
+  private control(
+    rank: number,
+    verb: string,
+    payload: unknown,
+    timeoutMs = CONTROL_TIMEOUT_MS,
+  ): Promise<unknown> {
     return this.askOn(rank, verb, payload, timeoutMs);
   }
 
@@ -363,13 +385,18 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     // since a node never forwards a tell the directory says is its own).
     this.forget(env.target);
     this.locate(env.target, CONTROL_TIMEOUT_MS).then(
-      (r) => (r === this.rank && !this.host.has(env.target) ? this.warnDropped(env.target, notFound(env.target, this.rank)) : this.deliverTell(r, env.target, env.payload)),
+      (r) =>
+        r === this.rank && !this.host.has(env.target)
+          ? this.warnDropped(env.target, notFound(env.target, this.rank))
+          : this.deliverTell(r, env.target, env.payload),
       (err: unknown) => this.warnDropped(env.target, err),
     );
   }
 
   private onAsk(env: Envelope, link: Link): void {
-    const [msg, t] = Array.isArray(env.payload) ? (env.payload as [unknown, unknown]) : [undefined, undefined];
+    const [msg, t] = Array.isArray(env.payload)
+      ? (env.payload as [unknown, unknown])
+      : [undefined, undefined];
     const timeoutMs = typeof t === 'number' && t > 0 ? t : this.askTimeoutMs;
     let p: Promise<unknown>;
     if (env.target.startsWith('$')) p = this.onControl(env.target, msg, link);
@@ -412,7 +439,10 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
         setTimeout(() => this.emit('shutdown'), 100).unref();
         return null;
       default:
-        throw new DrError('CLUSTER_UNKNOWN_VERB', `unknown control verb '${verb}'; is this node running the same dr version?`);
+        throw new DrError(
+          'CLUSTER_UNKNOWN_VERB',
+          `unknown control verb '${verb}'; is this node running the same dr version?`,
+        );
     }
   }
 
@@ -435,8 +465,14 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
 
   private async placeAndSpawn(spec: SpawnSpec, requester: number, restarts: number): Promise<ActorRef> {
     const existing = this.directory.get(spec.name);
-    if (existing !== undefined && (existing.state === 'running' || existing.state === 'restarting' || existing.state === 'starting')) {
-      throw new DrError(ActorErrorCode.NAME_TAKEN, `an actor named '${spec.name}' already runs on node ${existing.rank}; pick another name or stop it first`);
+    if (
+      existing !== undefined &&
+      (existing.state === 'running' || existing.state === 'restarting' || existing.state === 'starting')
+    ) {
+      throw new DrError(
+        ActorErrorCode.NAME_TAKEN,
+        `an actor named '${spec.name}' already runs on node ${existing.rank}; pick another name or stop it first`,
+      );
     }
     const rank = this.choose(spec.placement, requester);
     const entry: DirEntry = { spec, rank, state: 'starting', restarts };
@@ -456,7 +492,8 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
   private load(): Map<number, number> {
     const load = new Map<number, number>();
     for (const e of this.directory.values()) {
-      if (e.state === 'running' || e.state === 'restarting' || e.state === 'starting') load.set(e.rank, (load.get(e.rank) ?? 0) + 1);
+      if (e.state === 'running' || e.state === 'restarting' || e.state === 'starting')
+        load.set(e.rank, (load.get(e.rank) ?? 0) + 1);
     }
     return load;
   }
@@ -468,7 +505,8 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     switch (placement?.kind) {
       case 'rank': {
         const m = alive.find((a) => a.rank === placement.rank);
-        if (m === undefined) throw unsatisfiable(`node ${placement.rank} is not alive; start it or place the actor elsewhere`);
+        if (m === undefined)
+          throw unsatisfiable(`node ${placement.rank} is not alive; start it or place the actor elsewhere`);
         return m.rank;
       }
       case 'local':
@@ -478,7 +516,9 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
       case 'resource':
         candidates = alive.filter((m) => offers(m.resources, placement.resource));
         if (candidates.length === 0) {
-          throw unsatisfiable(`no live node offers '${placement.resource}'; join one that does (GPUs via nvidia-smi or DR_GPUS, others via --label ${placement.resource}=...)`);
+          throw unsatisfiable(
+            `no live node offers '${placement.resource}'; join one that does (GPUs via nvidia-smi or DR_GPUS, others via --label ${placement.resource}=...)`,
+          );
         }
         break;
       default:
@@ -486,7 +526,8 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     }
     const load = this.load();
     let best: Member | undefined;
-    for (const m of candidates) if (best === undefined || (load.get(m.rank) ?? 0) < (load.get(best.rank) ?? 0)) best = m;
+    for (const m of candidates)
+      if (best === undefined || (load.get(m.rank) ?? 0) < (load.get(best.rank) ?? 0)) best = m;
     if (best === undefined) throw unsatisfiable('no live node to place the actor on');
     return best.rank;
   }
@@ -527,11 +568,19 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
   /** Head: a worker (re)joined with the actors it hosts. Rebuild their entries (after a head restart) and
    * tell it to stop any that were re-spawned elsewhere while it was away. */
   private onWorkerJoin(member: Member, state: unknown): unknown {
-    const hosted = ((state as { actors?: unknown } | null)?.actors ?? []) as Array<{ spec: SpawnSpec; restarts: number }>;
+    const hosted = ((state as { actors?: unknown } | null)?.actors ?? []) as Array<{
+      spec: SpawnSpec;
+      restarts: number;
+    }>;
     const stop: string[] = [];
     for (const { spec, restarts } of Array.isArray(hosted) ? hosted : []) {
       const e = this.directory.get(spec.name);
-      const elsewhere = e !== undefined && e.rank !== member.rank && e.state !== 'lost' && e.state !== 'stopped' && e.state !== 'failed';
+      const elsewhere =
+        e !== undefined &&
+        e.rank !== member.rank &&
+        e.state !== 'lost' &&
+        e.state !== 'stopped' &&
+        e.state !== 'failed';
       if (elsewhere) stop.push(spec.name);
       else this.directory.set(spec.name, { spec, rank: member.rank, state: 'running', restarts });
     }
@@ -543,7 +592,10 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     const stop = (extra as { stop?: unknown } | null)?.stop;
     if (!Array.isArray(stop)) return;
     for (const name of stop) {
-      this.log.warn({ actor: name }, 'stopping a local actor that was re-spawned elsewhere while this node was away');
+      this.log.warn(
+        { actor: name },
+        'stopping a local actor that was re-spawned elsewhere while this node was away',
+      );
       void this.host.stopActor(String(name));
     }
   }
@@ -571,7 +623,10 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
       const spec: SpawnSpec = pinned ? { ...e.spec, placement: { kind: 'spread' } } : e.spec;
       try {
         const ref = await this.placeAndSpawn(spec, this.rank, e.restarts);
-        this.log.warn({ actor: name, from: rank, node: ref.node }, 'actor re-spawned after its node was lost');
+        this.log.warn(
+          { actor: name, from: rank, node: ref.node },
+          'actor re-spawned after its node was lost',
+        );
       } catch (err) {
         this.directory.set(name, { ...e, state: 'lost' });
         this.log.error({ actor: name, err }, 'could not re-spawn an actor from a lost node');
@@ -581,7 +636,16 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
 }
 
 function checkSpec(spec: SpawnSpec): void {
-  if (typeof spec?.kind !== 'string' || spec.kind === '' || typeof spec.name !== 'string' || spec.name === '' || spec.name.startsWith('$')) {
-    throw new DrError('ACTOR_BAD_SPEC', "a spawn needs a non-empty kind and a name that does not start with '$'");
+  if (
+    typeof spec?.kind !== 'string' ||
+    spec.kind === '' ||
+    typeof spec.name !== 'string' ||
+    spec.name === '' ||
+    spec.name.startsWith('$')
+  ) {
+    throw new DrError(
+      'ACTOR_BAD_SPEC',
+      "a spawn needs a non-empty kind and a name that does not start with '$'",
+    );
   }
 }

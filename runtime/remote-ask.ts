@@ -33,9 +33,13 @@ export class PendingAsks {
       const timer = setTimeout(() => {
         this.pending.delete(cid);
         reject(
-          new DrError(ActorErrorCode.ASK_TIMEOUT, `ask to '${target}' on node ${rank} got no reply within ${timeoutMs} ms; raise timeoutMs or check that node's logs`, {
-            details: { actor: target, node: rank, timeoutMs },
-          }),
+          new DrError(
+            ActorErrorCode.ASK_TIMEOUT,
+            `ask to '${target}' on node ${rank} got no reply within ${timeoutMs} ms; raise timeoutMs or check that node's logs`,
+            {
+              details: { actor: target, node: rank, timeoutMs },
+            },
+          ),
         );
       }, timeoutMs);
       this.pending.set(cid, { resolve, reject, timer, link, rank });
@@ -77,7 +81,10 @@ export class PendingAsks {
 
 /** How a failure crosses the wire: a DrError keeps its code; anything else becomes ACTOR_FAILED. */
 export function toWireError(err: unknown): WireError {
-  if (isDrError(err)) return err.details === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, details: err.details };
+  if (isDrError(err))
+    return err.details === undefined
+      ? { code: err.code, message: err.message }
+      : { code: err.code, message: err.message, details: err.details };
   return { code: ActorErrorCode.FAILED, message: err instanceof Error ? err.message : String(err) };
 }
 
@@ -90,7 +97,12 @@ export function fromWireError(payload: unknown): DrError {
 }
 
 /** Reply to an ASK on the link it came from; a reply that cannot be encoded fails the ask instead. */
-export function reply(link: Link, self: number, cid: number, outcome: { value: unknown } | { error: unknown }): void {
+export function reply(
+  link: Link,
+  self: number,
+  cid: number,
+  outcome: { value: unknown } | { error: unknown },
+): void {
   if (!link.isOpen) return;
   const env: Envelope =
     'value' in outcome

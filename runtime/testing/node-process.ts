@@ -11,21 +11,38 @@ export const TEST_KINDS = fileURLToPath(new URL('./test-kinds.ts', import.meta.u
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
 
 /** Fast failure detection so the suite stays short: suspect after 400 ms, down after 1 s of silence. */
-export const FAST_HEARTBEAT = ['--heartbeat-ms', '100', '--suspect-after-ms', '400', '--down-after-ms', '1000'];
+export const FAST_HEARTBEAT = [
+  '--heartbeat-ms',
+  '100',
+  '--suspect-after-ms',
+  '400',
+  '--down-after-ms',
+  '1000',
+];
 
 export interface NodeProcess {
   readonly proc: ChildProcess;
   readonly lines: Array<Record<string, unknown>>;
   readonly stderrText: () => string;
   /** Resolves with the first log line matching `pred` (already seen or future). */
-  waitForLog(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    pred: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   readonly exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 export function startDr(args: string[], env: Record<string, string | undefined> = {}): NodeProcess {
   const proc = spawn(process.execPath, [DR, ...args], {
-    env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', DR_LOG_LEVEL: 'info', DR_EXIT_WITH_PARENT: '1', ...env },
+    env: {
+      ...process.env,
+      DR_CLUSTER_TOKEN: TEST_TOKEN,
+      DR_LOG_FORMAT: 'json',
+      DR_LOG_LEVEL: 'info',
+      DR_EXIT_WITH_PARENT: '1',
+      ...env,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const lines: Array<Record<string, unknown>> = [];
@@ -66,7 +83,9 @@ export function startDr(args: string[], env: Record<string, string | undefined> 
         };
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`no matching log line within ${timeoutMs} ms; output so far:\n${raw.slice(-3_000)}`));
+          reject(
+            new Error(`no matching log line within ${timeoutMs} ms; output so far:\n${raw.slice(-3_000)}`),
+          );
         }, timeoutMs);
         const onExit = () => {
           if (check()) return;
@@ -92,15 +111,45 @@ export function startDr(args: string[], env: Record<string, string | undefined> 
 }
 
 /** Start a head on a free port (or `port`) and wait until it listens. */
-export async function startHead(extra: string[] = [], port = 0): Promise<{ node: NodeProcess; port: number }> {
-  const node = startDr(['head', '--port', String(port), '--listen-host', '127.0.0.1', '--kinds', TEST_KINDS, ...FAST_HEARTBEAT, ...extra]);
+export async function startHead(
+  extra: string[] = [],
+  port = 0,
+): Promise<{ node: NodeProcess; port: number }> {
+  const node = startDr([
+    'head',
+    '--port',
+    String(port),
+    '--listen-host',
+    '127.0.0.1',
+    '--kinds',
+    TEST_KINDS,
+    ...FAST_HEARTBEAT,
+    ...extra,
+  ]);
   const ready = await node.waitForLog((l) => l.msg === 'node ready');
   return { node, port: Number(ready.port) };
 }
 
-export async function startWorker(headPort: number, rank: number, extra: string[] = [], env: Record<string, string | undefined> = {}): Promise<NodeProcess> {
+export async function startWorker(
+  headPort: number,
+  rank: number,
+  extra: string[] = [],
+  env: Record<string, string | undefined> = {},
+): Promise<NodeProcess> {
   const node = startDr(
-    ['worker', '--head', `127.0.0.1:${headPort}`, '--rank', String(rank), '--listen-host', '127.0.0.1', '--kinds', TEST_KINDS, ...FAST_HEARTBEAT, ...extra],
+    [
+      'worker',
+      '--head',
+      `127.0.0.1:${headPort}`,
+      '--rank',
+      String(rank),
+      '--listen-host',
+      '127.0.0.1',
+      '--kinds',
+      TEST_KINDS,
+      ...FAST_HEARTBEAT,
+      ...extra,
+    ],
     env,
   );
   await node.waitForLog((l) => l.msg === 'node ready');
@@ -108,10 +157,19 @@ export async function startWorker(headPort: number, rank: number, extra: string[
 }
 
 /** Run `dr <args>` to completion and collect its output. */
-export function runDr(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runDr(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [DR, ...args], {
-      env: { ...process.env, DR_CLUSTER_TOKEN: TEST_TOKEN, DR_LOG_FORMAT: 'json', DR_EXIT_WITH_PARENT: '1', ...env },
+      env: {
+        ...process.env,
+        DR_CLUSTER_TOKEN: TEST_TOKEN,
+        DR_LOG_FORMAT: 'json',
+        DR_EXIT_WITH_PARENT: '1',
+        ...env,
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

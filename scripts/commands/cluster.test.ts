@@ -14,9 +14,15 @@ afterAll(() => new Promise<void>((r) => busy.close(() => r())));
 
 describe('dr node start-up errors', () => {
   it('stops on a non-numeric PET_NODE_RANK, naming the variable', async () => {
-    const out = await runDr(['start'], { PET_NODE_RANK: 'two', PET_MASTER_ADDR: '127.0.0.1', PET_MASTER_PORT: String(busyPort) });
+    const out = await runDr(['start'], {
+      PET_NODE_RANK: 'two',
+      PET_MASTER_ADDR: '127.0.0.1',
+      PET_MASTER_PORT: String(busyPort),
+    });
     expect(out.code).toBe(2);
-    expect(out.stderr).toMatch(/CONFIG_INVALID: invalid cluster setting rank \(PET_NODE_RANK or --rank\) = "two"/);
+    expect(out.stderr).toMatch(
+      /CONFIG_INVALID: invalid cluster setting rank \(PET_NODE_RANK or --rank\) = "two"/,
+    );
   });
 
   it('stops when the head port is in use and says how to fix it', async () => {
@@ -30,13 +36,26 @@ describe('dr node start-up errors', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as { port: number }).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    const out = await runDr(['worker', '--head', `127.0.0.1:${port}`, '--rank', '1', '--listen-host', '127.0.0.1', '--join-timeout-ms', '300']);
+    const out = await runDr([
+      'worker',
+      '--head',
+      `127.0.0.1:${port}`,
+      '--rank',
+      '1',
+      '--listen-host',
+      '127.0.0.1',
+      '--join-timeout-ms',
+      '300',
+    ]);
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/CLUSTER_HEAD_UNREACHABLE: cannot reach the head .* Fix: start it first/);
   });
 
   it('stops without a token, pointing at DR_CLUSTER_TOKEN and .dr-token', async () => {
-    const out = await runDr(['head', '--port', '0'], { DR_CLUSTER_TOKEN: undefined, DR_CLUSTER_TOKEN_FILE: '/nonexistent/dr-token' });
+    const out = await runDr(['head', '--port', '0'], {
+      DR_CLUSTER_TOKEN: undefined,
+      DR_CLUSTER_TOKEN_FILE: '/nonexistent/dr-token',
+    });
     expect(out.code).toBe(2);
     expect(out.stderr).toMatch(/token.*DR_CLUSTER_TOKEN.*\.dr-token/);
   });

@@ -5,7 +5,14 @@
 import { Option, type Command } from 'commander';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, loadClusterConfig, parseGpuList, parseHostPort, resolveClusterToken, type ClusterConfigInput } from '../../config/cluster.ts';
+import {
+  ConfigError,
+  loadClusterConfig,
+  parseGpuList,
+  parseHostPort,
+  resolveClusterToken,
+  type ClusterConfigInput,
+} from '../../config/cluster.ts';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { createLogger, type Logger } from '../../config/log.ts';
 import { detectResources } from '../../cluster/resources.ts';
@@ -39,24 +46,37 @@ interface NodeFlags {
 type Role = 'head' | 'worker';
 
 export function register(program: Command): void {
-  nodeOptions(program.command('head').description('Run the head node (rank 0): membership, actor directory, placement'))
+  nodeOptions(
+    program.command('head').description('Run the head node (rank 0): membership, actor directory, placement'),
+  )
     .option('--port <port>', 'port to listen on (PET_MASTER_PORT, default 29500)')
     .action((flags: NodeFlags) => runNode('head', flags));
 
   nodeOptions(program.command('worker').description('Run a worker node and join the head'))
-    .requiredOption('--head <host:port>', "the head's address (or PET_MASTER_ADDR + PET_MASTER_PORT)", process.env.PET_MASTER_ADDR === undefined ? undefined : `${process.env.PET_MASTER_ADDR}:${process.env.PET_MASTER_PORT ?? 29500}`)
+    .requiredOption(
+      '--head <host:port>',
+      "the head's address (or PET_MASTER_ADDR + PET_MASTER_PORT)",
+      process.env.PET_MASTER_ADDR === undefined
+        ? undefined
+        : `${process.env.PET_MASTER_ADDR}:${process.env.PET_MASTER_PORT ?? 29500}`,
+    )
     .option('--rank <n>', "this node's rank, 1 or more (PET_NODE_RANK)")
     .option('--node-port <port>', 'port for direct links from peers (DR_NODE_PORT, default any free port)')
     .action((flags: NodeFlags) => runNode('worker', flags));
 
-  nodeOptions(program.command('start').description('Head when PET_NODE_RANK is 0, worker otherwise (torchrun / PyTorchJob launchers)'))
+  nodeOptions(
+    program
+      .command('start')
+      .description('Head when PET_NODE_RANK is 0, worker otherwise (torchrun / PyTorchJob launchers)'),
+  )
     .option('--rank <n>', "this node's rank (PET_NODE_RANK)")
     .option('--head <host:port>', "the head's address (PET_MASTER_ADDR:PET_MASTER_PORT)")
     .option('--port <port>', 'head: port to listen on (PET_MASTER_PORT)')
     .option('--node-port <port>', 'worker: port for direct links from peers')
     .action((flags: NodeFlags) => {
       const rankText = flags.rank ?? process.env.PET_NODE_RANK;
-      if (rankText === undefined) fail(new ConfigError('dr start needs a rank. Fix: set PET_NODE_RANK (or --rank); 0 starts the head'));
+      if (rankText === undefined)
+        fail(new ConfigError('dr start needs a rank. Fix: set PET_NODE_RANK (or --rank); 0 starts the head'));
       return runNode(Number(rankText) === 0 && rankText.trim() !== '' ? 'head' : 'worker', flags);
     });
 
@@ -64,8 +84,14 @@ export function register(program: Command): void {
     .command('status')
     .description('Show the nodes and actors of a running cluster')
     .option('--json', 'print one JSON object: { nodes: [...], actors: [...] }')
-    .option('--head <host:port>', "the head's address (default PET_MASTER_ADDR:PET_MASTER_PORT or 127.0.0.1:29500)")
-    .option('--token-file <path>', 'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)')
+    .option(
+      '--head <host:port>',
+      "the head's address (default PET_MASTER_ADDR:PET_MASTER_PORT or 127.0.0.1:29500)",
+    )
+    .option(
+      '--token-file <path>',
+      'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)',
+    )
     .action(async (flags: { json?: boolean; head?: string; tokenFile?: string }) => {
       const status = await withClient(flags, (c) => c.status());
       process.stdout.write(flags.json === true ? `${JSON.stringify(status)}\n` : formatStatus(status));
@@ -89,13 +115,20 @@ function nodeOptions(cmd: Command): Command {
     .option('--advertise-host <host>', 'address other nodes use to reach this one')
     .option('--kinds <module>', 'module exporting `kinds` (default actors/kinds.ts)')
     .option('--config <file>', 'JSON settings file (DR_CONFIG, default dr.config.local.json if present)')
-    .option('--token-file <path>', 'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)')
+    .option(
+      '--token-file <path>',
+      'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)',
+    )
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 1000)')
     .option('--suspect-after-ms <ms>', 'silence before a node is suspect (default 3000)')
     .option('--down-after-ms <ms>', 'silence before a node is down and its actors move (default 10000)')
     .option('--join-timeout-ms <ms>', 'give up joining after this long on first start (default 60000)')
     .option('--max-frame-bytes <n>', 'largest frame accepted (default 64 MiB)')
-    .addOption(new Option('--label <key=value>', 'node label for placement (repeatable)').argParser((v: string, prev: string[] = []) => [...prev, v]))
+    .addOption(
+      new Option('--label <key=value>', 'node label for placement (repeatable)').argParser(
+        (v: string, prev: string[] = []) => [...prev, v],
+      ),
+    )
     .option('--gpus <ids>', "GPU ids to announce instead of probing nvidia-smi, or 'none' (DR_GPUS)")
     .option('--tls-cert <path>', 'serve wss with this certificate')
     .option('--tls-key <path>', 'private key for --tls-cert')
@@ -104,7 +137,10 @@ function nodeOptions(cmd: Command): Command {
 
 function configFlags(role: Role, f: NodeFlags): ClusterConfigInput & { tokenFile?: string } {
   const head = f.head === undefined ? undefined : parseHostPort(f.head);
-  const labels = f.label === undefined ? undefined : Object.fromEntries(f.label.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const labels =
+    f.label === undefined
+      ? undefined
+      : Object.fromEntries(f.label.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   return {
     rank: role === 'head' ? 0 : f.rank,
     masterAddr: head?.host ?? (role === 'head' ? (process.env.PET_MASTER_ADDR ?? '127.0.0.1') : undefined),
@@ -120,7 +156,10 @@ function configFlags(role: Role, f: NodeFlags): ClusterConfigInput & { tokenFile
     maxFrameBytes: f.maxFrameBytes,
     labels,
     gpus: f.gpus === undefined ? undefined : parseGpuList(f.gpus),
-    tls: f.tlsCert === undefined && f.tlsKey === undefined ? undefined : { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa },
+    tls:
+      f.tlsCert === undefined && f.tlsKey === undefined
+        ? undefined
+        : { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa },
     tokenFile: f.tokenFile,
   };
 }
@@ -130,7 +169,9 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
   try {
     const config = loadClusterConfig({ flags: configFlags(role, flags), file: flags.config });
     if (role === 'worker' && config.rank === 0) {
-      throw new ConfigError('a worker cannot have rank 0 (that is the head). Fix: set PET_NODE_RANK / --rank to 1 or more, or run dr head');
+      throw new ConfigError(
+        'a worker cannot have rank 0 (that is the head). Fix: set PET_NODE_RANK / --rank to 1 or more, or run dr head',
+      );
     }
     if (role === 'worker' && config.masterPort === 0) {
       throw new ConfigError("a worker needs the head's real port. Fix: --head HOST:PORT or PET_MASTER_PORT");
@@ -176,22 +217,34 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
 }
 
 async function loadKinds(module: string | undefined): Promise<ActorKinds> {
-  const url = module === undefined ? new URL('../../actors/kinds.ts', import.meta.url).href : pathToFileURL(resolve(module)).href;
+  const url =
+    module === undefined
+      ? new URL('../../actors/kinds.ts', import.meta.url).href
+      : pathToFileURL(resolve(module)).href;
   let mod: { kinds?: unknown };
   try {
     mod = (await import(url)) as { kinds?: unknown };
   } catch (err) {
-    throw new ConfigError(`cannot load actor kinds from ${module ?? 'actors/kinds.ts'}: ${(err as Error).message}. Fix: point --kinds at a module exporting \`kinds\``, {
-      setting: 'kinds',
-    });
+    throw new ConfigError(
+      `cannot load actor kinds from ${module ?? 'actors/kinds.ts'}: ${(err as Error).message}. Fix: point --kinds at a module exporting \`kinds\``,
+      {
+        setting: 'kinds',
+      },
+    );
   }
   if (!(mod.kinds instanceof Map)) {
-    throw new ConfigError(`${module ?? 'actors/kinds.ts'} must export \`kinds\`: a Map of kind name -> actor factory`, { setting: 'kinds' });
+    throw new ConfigError(
+      `${module ?? 'actors/kinds.ts'} must export \`kinds\`: a Map of kind name -> actor factory`,
+      { setting: 'kinds' },
+    );
   }
   return mod.kinds as ActorKinds;
 }
 
-async function withClient<T>(flags: { head?: string; tokenFile?: string }, use: (c: Awaited<ReturnType<typeof connectClient>>) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  flags: { head?: string; tokenFile?: string },
+  use: (c: Awaited<ReturnType<typeof connectClient>>) => Promise<T>,
+): Promise<T> {
   try {
     const env = process.env;
     const head = flags.head ?? `${env.PET_MASTER_ADDR ?? '127.0.0.1'}:${env.PET_MASTER_PORT ?? 29500}`;
@@ -221,6 +274,9 @@ function formatStatus(s: ClusterStatus): string {
     );
   }
   lines.push(`actors (${s.actors.length})`);
-  for (const a of s.actors) lines.push(`  ${a.path.padEnd(28)}  ${a.kind.padEnd(14)}  node ${a.node}  ${a.state.padEnd(10)}  restarts ${a.restarts}`);
+  for (const a of s.actors)
+    lines.push(
+      `  ${a.path.padEnd(28)}  ${a.kind.padEnd(14)}  node ${a.node}  ${a.state.padEnd(10)}  restarts ${a.restarts}`,
+    );
   return `${lines.join('\n')}\n`;
 }
