@@ -2,7 +2,8 @@
  * CUDA check of the op set, for the GPU machine (see shared/gpu/README.md; the model engineer runs it with
  * the parity script): every op case's forward + gradient graph on the CUDA provider against the CPU
  * provider (float32, and float16 on CUDA against float64 on CPU), whether preallocated outputs and
- * `preferredOutputLocation: 'gpu-buffer'` work with CUDA in onnxruntime-node, and how a train step's time
+ * `preferredOutputLocation: 'gpu-buffer'` work with CUDA in onnxruntime-node (and whether its bundled WebGPU
+ * provider finds an adapter and keeps outputs on the device), and how a train step's time
  * splits between host-device copies and compute. Prints one JSON report (also to $OUT/onnx-gpu-check.json).
  *
  *   npx tsx runtime/onnx/gpu-check.ts            (ONNX_CHECK_PROVIDER=cpu dry-runs it on a CPU machine)
@@ -84,6 +85,17 @@ async function bufferProbes(): Promise<Record<string, unknown>> {
     await s.release();
   } catch (e) {
     out.gpuBufferOutputLocation = `error: ${String(e).slice(0, 200)}`;
+  }
+  // onnxruntime-node also bundles the WebGPU provider, whose IO binding keeps outputs on the device and
+  // accepts them back as inputs: if the machine exposes a Vulkan adapter, weights could stay on the GPU.
+  try {
+    const s = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'], preferredOutputLocation: 'gpu-buffer' });
+    const first = await s.run({ x });
+    const second = await s.run({ x: first.y! });
+    out.webgpu = { outputLocation: first.y!.location, chained: Array.from((await second.y!.getData()) as Float32Array).join(',') === '4,8,12,16' };
+    await s.release();
+  } catch (e) {
+    out.webgpu = `error: ${String(e).slice(0, 300)}`;
   }
   return out;
 }

@@ -6,7 +6,7 @@
 import { DrError } from '../../config/errors.ts';
 import { attr, typedArrayFrom, type AttrValue, type Graph, type Tensor } from './graph.ts';
 import { broadcastShapes } from './shape-inference.ts';
-import { formatShape, isFloat, normAxis, type DType, type Dim, type Shape } from './types.ts';
+import { ONNX_ELEM_TYPE, formatShape, isFloat, normAxis, type DType, type Dim, type Shape } from './types.ts';
 
 export type TensorLike = Tensor | number;
 
@@ -127,12 +127,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 export function cast(x: Tensor, to: DType): Tensor {
   if (x.dtype === to) return x;
-  return one(x.graph, 'Cast', [x], to, x.shape, { to: attr.int(elemType(to)) });
-}
-
-function elemType(dtype: DType): number {
-  const codes: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 };
-  return codes[dtype];
+  return one(x.graph, 'Cast', [x], to, x.shape, { to: attr.int(ONNX_ELEM_TYPE[to]) });
 }
 
 // ---- linear algebra ----------------------------------------------------------------------------------
