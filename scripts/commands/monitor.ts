@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { resolveClusterToken } from '../../config/cluster.ts';
+import { isDrError } from '../../config/errors.ts';
 import { resolveDashboardTarget } from '../../cluster/monitor/dashboard-client.ts';
 import { watchStatus } from '../../cluster/monitor/status-watch.ts';
 import { connectClient } from '../../runtime/client.ts';
@@ -21,17 +22,7 @@ export function register(program: Command): void {
       new Option('--interval <seconds>', 'seconds between refreshes').default(2).argParser(positiveNumber),
     )
     .option('--once', 'print one view and exit')
-    .action(async (opts: { url?: string; interval: number; once?: boolean }) => {
-      const target = resolveDashboardTarget({ ...(opts.url === undefined ? {} : { url: opts.url }) });
-      const stop = new AbortController();
-      process.once('SIGINT', () => stop.abort());
-      await watchStatus({
-        target,
-        intervalMs: opts.interval * 1000,
-        signal: stop.signal,
-        once: opts.once === true,
-      });
-    });
+    .action((opts: { url?: string; interval: number; once?: boolean }) => exitOnError(runWatch(opts)));
 
   program
     .command('node-logs <job>')
@@ -50,33 +41,66 @@ export function register(program: Command): void {
     .addOption(
       new Option('--limit <n>', 'newest lines kept per node').default(5_000).argParser(positiveNumber),
     )
-    .action(
-      async (job: string, opts: { head?: string; tokenFile?: string; json?: boolean; limit: number }) => {
-        const env = process.env;
-        const head = opts.head ?? `${env.PET_MASTER_ADDR ?? '127.0.0.1'}:${env.PET_MASTER_PORT ?? 29500}`;
-        const client = await connectClient({
-          head,
-          token: resolveClusterToken({
-            ...(opts.tokenFile === undefined ? {} : { tokenFile: opts.tokenFile }),
-          }),
-        });
-        try {
-          const gathered = await gatherJobLogs(client, job, { limitPerNode: Math.floor(opts.limit) });
-          for (const line of gathered.lines)
-            process.stdout.write(`${opts.json === true ? JSON.stringify(line) : formatLogLine(line)}\n`);
-          for (const m of gathered.missing) process.stderr.write(`rank ${m.rank}: ${m.code}: ${m.message}\n`);
-          if (gathered.truncated)
-            process.stderr.write(`(only the newest ${opts.limit} lines per node; raise --limit for more)\n`);
-        } finally {
-          await client.close();
-        }
-      },
-    );
+    .action((job: string, opts: NodeLogsOptions) => exitOnError(printNodeLogs(job, opts)));
+}
+
+interface NodeLogsOptions {
+  head?: string;
+  tokenFile?: string;
+  json?: boolean;
+  limit: number;
+}
+
+async function printNodeLogs(job: string, opts: NodeLogsOptions): Promise<void> {
+  const env = process.env;
+  const head = opts.head ?? `${env.PET_MASTER_ADDR ?? '127.0.0.1'}:${env.PET_MASTER_PORT ?? 29500}`;
+  const token = resolveClusterToken({
+    ...(opts.tokenFile === undefined ? {} : { tokenFile: opts.tokenFile }),
+  });
+  const client = await connectClient({ head, token });
+  try {
+    const gathered = await gatherJobLogs(client, job, { limitPerNode: Math.floor(opts.limit) });
+    for (const line of gathered.lines) {
+      process.stdout.write(`${opts.json === true ? JSON.stringify(line) : formatLogLine(line)}\n`);
+    }
+    for (const m of gathered.missing) process.stderr.write(`rank ${m.rank}: ${m.code}: ${m.message}\n`);
+    if (gathered.truncated) {
+      process.stderr.write(`(only the newest ${opts.limit} lines per node; raise --limit for more)\n`);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * The watch view until Ctrl-C: what `dr watch` runs, and what `dr status --watch` should call
+ * (`runWatch({ interval: 2 })`).
+ */
+export async function runWatch(opts: { url?: string; interval?: number; once?: boolean }): Promise<void> {
+  const target = resolveDashboardTarget({ ...(opts.url === undefined ? {} : { url: opts.url }) });
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  await watchStatus({
+    target,
+    intervalMs: (opts.interval ?? 2) * 1000,
+    signal: stop.signal,
+    once: opts.once === true,
+  });
+}
+
+/** A typed failure ends the command with its code and message, not a stack trace. */
+async function exitOnError(run: Promise<void>): Promise<void> {
+  try {
+    await run;
+  } catch (err) {
+    if (!isDrError(err)) throw err;
+    process.stderr.write(`error ${err.code}: ${err.message}\n`);
+    process.exit(err.code === 'CONFIG_INVALID' ? 2 : 1);
+  }
 }
 
 function positiveNumber(value: string): number {
   const n = Number(value);
-  if (!(n > 0))
-    throw new InvalidArgumentError(`--interval must be a positive number of seconds, got '${value}'`);
+  if (!(n > 0)) throw new InvalidArgumentError(`must be a positive number, got '${value}'`);
   return n;
 }
