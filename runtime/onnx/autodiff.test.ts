@@ -77,6 +77,18 @@ describe('grad graph structure', () => {
     await s.release();
   });
 
+  test('an explicit seed gives the vector-Jacobian product of a non-scalar output', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float64', [3]);
+    const v = g.input('v', 'float64', [3]);
+    const [dx] = grad(op.mul(x, x), [x], { seed: v });
+    g.output(dx!, 'dx');
+    const s = await ort.InferenceSession.create(g.serialize().model);
+    const r = await s.run({ x: new ort.Tensor('float64', Float64Array.of(1, 2, 3), [3]), v: new ort.Tensor('float64', Float64Array.of(1, 0, -1), [3]) });
+    expect(Array.from(r.dx!.data as Float64Array)).toEqual([2, 0, -6]);
+    await s.release();
+  });
+
   test('a wrt tensor the loss does not depend on gets zeros of its shape', async () => {
     const g = new Graph();
     const x = g.input('x', 'float64', [2]);

@@ -46,6 +46,9 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions 
 
   const pending = new Map<Tensor, Tensor[]>();
   const seed = options.seed ?? onesSeed(loss);
+  if (seed.dtype !== loss.dtype || seed.rank !== loss.rank) {
+    throw new DrError('ONNX_BAD_SHAPE', `grad seed ${seed} must match the loss ${loss} in dtype and rank`);
+  }
   pending.set(loss, [seed]);
   const lossAt = loss.producer ? nodes.indexOf(loss.producer) : -1;
   for (let i = lossAt; i >= 0; i--) {
