@@ -1,0 +1,314 @@
+/**
+ * `npm run bench:learner` — two measurements, each beside a baseline taken in the same run:
+ *
+ * 1. Train-step tokens/s of the LearnerActor's step (old + reference log-probs, GRPO loss gradients through
+ *    runtime/model's graphs, clipping, AdamW) on a Qwen2 model, beside PyTorch running the same model,
+ *    micro-batch and loss (scripts/bench-learner-torch.py; skipped with a note when python3 has no torch).
+ *    `--provider cuda --device cuda` runs both on the GPU (the GPU machine has torch).
+ * 2. Time to publish a new weight version from a learner to the ParameterServerActor on another node
+ *    process and to pull it back into a subscriber (what a rollout worker does), beside the loopback
+ *    bandwidth bound: the same bytes in the same frame size over a raw ws connection between two processes.
+ *
+ * Flags: --hidden 128 --layers 2 --vocab 151936 --rows 4 --cols 128 --steps 3 --provider cpu --device cpu
+ *        --skip-publish --skip-torch
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket, { WebSocketServer } from 'ws';
+import { defaultAdamWConfig } from '../actors/learner/adamw.ts';
+import { buildMicroBatches, prepareSamples, type TrainSample } from '../actors/learner/batching.ts';
+import { defaultGrpoLossConfig } from '../actors/learner/grpo.ts';
+import { Learner } from '../actors/learner/learner.ts';
+import { LearnerGroup } from '../actors/learner/learner-group.ts';
+import { kinds } from '../actors/kinds.ts';
+import { WeightSubscriber } from '../actors/params/weight-transfer.ts';
+import { DEFAULT_CHUNK_BYTES } from '../actors/params/weights-codec.ts';
+import { loadClusterConfig } from '../config/cluster.ts';
+import { silentLogger } from '../config/log.ts';
+import { detectResources } from '../cluster/resources.ts';
+import { saveCheckpoint } from '../runtime/model/checkpoint.ts';
+import { randomCheckpoint, tinyConfig } from '../runtime/model/testing.ts';
+import { Qwen2Trainer } from '../runtime/model/trainer.ts';
+import { NodeRuntime } from '../runtime/node-runtime.ts';
+import { startWorker, TEST_TOKEN } from '../runtime/testing/node-process.ts';
+
+const SELF = fileURLToPath(import.meta.url);
+const KINDS = fileURLToPath(new URL('../actors/kinds.ts', import.meta.url));
+
+const { values: flags } = parseArgs({
+  options: {
+    hidden: { type: 'string', default: '128' },
+    layers: { type: 'string', default: '2' },
+    vocab: { type: 'string', default: '151936' },
+    rows: { type: 'string', default: '4' },
+    cols: { type: 'string', default: '128' },
+    steps: { type: 'string', default: '3' },
+    provider: { type: 'string', default: 'cpu' },
+    device: { type: 'string', default: 'cpu' },
+    'skip-publish': { type: 'boolean', default: false },
+    'skip-torch': { type: 'boolean', default: false },
+    'raw-peer': { type: 'boolean', default: false },
+  },
+});
+
+if (flags['raw-peer']) rawPeer();
+else await main();
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'dr-bench-learner-'));
+  try {
+    const hidden = Number(flags.hidden);
+    const config = tinyConfig({
+      vocab_size: Number(flags.vocab),
+      hidden_size: hidden,
+      intermediate_size: hidden * 3,
+      num_hidden_layers: Number(flags.layers),
+      num_attention_heads: Math.max(2, hidden / 32),
+      num_key_value_heads: Math.max(1, hidden / 64),
+      tie_word_embeddings: true,
+      eos_token_id: 0,
+    });
+    await saveCheckpoint(dir, randomCheckpoint(config, 1, 0.05));
+    const params =
+      config.vocabSize * hidden + config.numLayers * (4 * hidden * hidden + 3 * hidden * hidden * 3);
+    console.log(
+      `model: Qwen2 hidden ${hidden}, ${config.numLayers} layers, vocab ${config.vocabSize} (~${(params / 1e6).toFixed(1)} M params)`,
+    );
+    await trainStep(dir, config);
+    if (!flags['skip-publish']) await publish(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function batchOf(rows: number, cols: number, vocab: number): TrainSample[] {
+  let s = 7;
+  const rnd = (): number => ((s = (s * 48271) % 2147483647), s / 2147483647);
+  return Array.from({ length: rows }, (_, i) => {
+    const tokenIds = Array.from({ length: cols }, () => Math.floor(rnd() * vocab));
+    // a prompt, then generated turns with a tool response between them (observation-masked)
+    const lossMask = tokenIds.map((_, j) => (j < cols / 4 || (j > cols / 2 && j < (5 * cols) / 8) ? 0 : 1));
+    return { group: `q${i % 2}`, tokenIds, lossMask, reward: rnd(), version: 0 };
+  });
+}
+
+async function trainStep(dir: string, config: ReturnType<typeof tinyConfig>): Promise<void> {
+  const rows = Number(flags.rows);
+  const cols = Number(flags.cols);
+  const steps = Number(flags.steps);
+  const samples = prepareSamples(batchOf(rows, cols, config.vocabSize));
+  const options = { maxTokens: rows * cols, maxSeqLen: cols, padId: 0 };
+  const [mb] = buildMicroBatches(samples, options);
+  await writeFile(
+    join(dir, 'batch.json'),
+    JSON.stringify({
+      rows,
+      cols,
+      inputIds: [...mb!.inputIds],
+      attention: [...mb!.attention],
+      lossMask: [...mb!.lossMask],
+      advantage: [...mb!.advantage],
+    }),
+  );
+  const provider = flags.provider === 'cuda' ? 'cuda' : 'cpu';
+  const model = new Qwen2Trainer(config, { provider });
+  const { loadCheckpoint } = await import('../runtime/model/checkpoint.ts');
+  const ckpt = await loadCheckpoint(dir);
+  const learner = new Learner(
+    model,
+    model.params.map((p) => ckpt.weights.get(p.name)!.data),
+    {
+      loss: defaultGrpoLossConfig,
+      optimizer: defaultAdamWConfig,
+      maxTokensPerMicroBatch: options.maxTokens,
+      maxSeqLen: cols,
+      padId: 0,
+    },
+  );
+  const first = await learner.trainStep(samples, 'grpo', 'warm');
+  const t0 = performance.now();
+  let tokens = 0;
+  for (let i = 0; i < steps; i++) tokens += (await learner.trainStep(samples, 'grpo', `s${i}`)).localTokens;
+  const ours = tokens / ((performance.now() - t0) / 1000);
+  await model.dispose();
+  console.log(`\ntrain step (${rows} x ${cols} tokens, GRPO, ${provider}):`);
+  console.log(
+    `  ours (onnxruntime ${provider}): ${ours.toFixed(0)} tokens/s   first loss ${first.loss.toExponential(6)}`,
+  );
+  if (flags['skip-torch']) return;
+  const torch = spawnSync(
+    process.env.PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'),
+    [
+      fileURLToPath(new URL('./bench-learner-torch.py', import.meta.url)),
+      '--dir',
+      dir,
+      '--steps',
+      String(steps),
+      '--device',
+      flags.device!,
+      '--threads',
+      String(availableParallelism()),
+    ],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const line = torch.stdout.trim().split('\n').at(-1) ?? '';
+  if (torch.status !== 0 || !line.startsWith('{')) {
+    console.log(
+      `  PyTorch: not measured (${(torch.stderr || torch.error?.message || 'no output').trim().split('\n').at(-1)})`,
+    );
+    return;
+  }
+  const t = JSON.parse(line) as {
+    tokensPerSecond: number;
+    firstLoss: number;
+    device: string;
+    threads: number;
+  };
+  console.log(
+    `  PyTorch ${t.device} (${t.threads} threads): ${t.tokensPerSecond.toFixed(0)} tokens/s   first loss ${t.firstLoss.toExponential(6)}`,
+  );
+  console.log(`  ratio ours / PyTorch: ${(ours / t.tokensPerSecond).toFixed(2)}x`);
+}
+
+async function publish(dir: string): Promise<void> {
+  const config = loadClusterConfig({
+    flags: { rank: 0, masterAddr: '127.0.0.1', masterPort: 0, listenHost: '127.0.0.1' },
+    env: { DR_CLUSTER_TOKEN: TEST_TOKEN },
+  });
+  const head = new NodeRuntime({
+    config,
+    role: 'head',
+    kinds,
+    resources: await detectResources({ gpuIds: [] }),
+    logger: silentLogger,
+  });
+  await head.start();
+  // Production failure-detector timings (the test harness's are tuned for fast failure tests).
+  const worker = await startWorker(head.node.port, 1, [
+    '--kinds',
+    KINDS,
+    '--heartbeat-ms',
+    '1000',
+    '--suspect-after-ms',
+    '3000',
+    '--down-after-ms',
+    '10000',
+  ]);
+  try {
+    await head.spawn({
+      kind: 'params',
+      name: 'params/bench',
+      args: { checkpointDir: join(dir, 'ckpt') },
+      placement: { kind: 'rank', rank: 1 },
+    });
+    const ask = <R>(t: string, m: unknown, o?: { timeoutMs?: number }): Promise<R> => head.ask<R>(t, m, o);
+    const group = await LearnerGroup.spawn(
+      (s) => head.spawn({ ...s, placement: { kind: 'rank', rank: 0 } }),
+      ask,
+      {
+        group: 'bench',
+        size: 1,
+        model: { kind: 'qwen2', dir },
+        config: {
+          loss: defaultGrpoLossConfig,
+          optimizer: defaultAdamWConfig,
+          maxTokensPerMicroBatch: 4096,
+          maxSeqLen: 1024,
+          padId: 0,
+        },
+        paramServer: 'params/bench',
+      },
+    );
+    await group.publish(); // warm: the first publish also compiles nothing, but touches every path once
+    const sub = new WeightSubscriber(ask, 'params/bench');
+    const first = await sub.refresh();
+    const bytes = first!.tensors.reduce((n, t) => n + t.byteLength, 0);
+    const rounds = 3;
+    let pubMs = 0;
+    let pullMs = 0;
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      await group.publish();
+      const t1 = performance.now();
+      await sub.refresh();
+      pullMs += performance.now() - t1;
+      pubMs += t1 - t0;
+    }
+    const raw = await rawLoopbackSeconds(bytes);
+    const pub = pubMs / rounds / 1000;
+    const pull = pullMs / rounds / 1000;
+    console.log(
+      `\nweight version (${(bytes / 2 ** 20).toFixed(1)} MiB, ${DEFAULT_CHUNK_BYTES / 2 ** 20} MiB chunks, sha256-checked), between two node processes:`,
+    );
+    console.log(
+      `  publish learner -> parameter server: ${(pub * 1000).toFixed(0)} ms (${(bytes / pub / 2 ** 20).toFixed(0)} MiB/s)`,
+    );
+    console.log(
+      `  pull parameter server -> subscriber: ${(pull * 1000).toFixed(0)} ms (${(bytes / pull / 2 ** 20).toFixed(0)} MiB/s)`,
+    );
+    console.log(
+      `  loopback bound (raw ws, same bytes and frames): ${(raw * 1000).toFixed(0)} ms (${(bytes / raw / 2 ** 20).toFixed(0)} MiB/s)`,
+    );
+    console.log(`  ratio publish+pull / (2 x bound): ${((pub + pull) / (2 * raw)).toFixed(2)}x`);
+  } finally {
+    await worker.kill('SIGTERM');
+    await head.stop();
+  }
+}
+
+/** Seconds to move `bytes` in DEFAULT_CHUNK_BYTES binary frames to another process over ws on loopback. */
+async function rawLoopbackSeconds(bytes: number): Promise<number> {
+  const peer = spawn(process.execPath, ['--import', 'tsx', SELF, '--raw-peer'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(peer.stdout, 'data')) as [Buffer];
+  const ws = new WebSocket(`ws://127.0.0.1:${Number(line.toString().trim())}/`, {
+    perMessageDeflate: false,
+    maxPayload: 64 * 2 ** 20,
+  });
+  await once(ws, 'open');
+  const frame = Buffer.alloc(DEFAULT_CHUNK_BYTES, 7);
+  const frames = Math.ceil(bytes / DEFAULT_CHUNK_BYTES);
+  let best = Infinity;
+  for (let round = 0; round < 3; round++) {
+    const t0 = performance.now();
+    const acked = once(ws, 'message');
+    for (let i = 0; i < frames; i++) ws.send(frame);
+    ws.send('done');
+    await acked;
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  ws.close();
+  peer.kill();
+  await once(peer, 'exit');
+  return best;
+}
+
+function rawPeer(): void {
+  const wss = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    perMessageDeflate: false,
+    maxPayload: 64 * 2 ** 20,
+  });
+  let received = 0;
+  wss.on('connection', (ws) =>
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) received += data.length;
+      else {
+        ws.send(String(received));
+        received = 0;
+      }
+    }),
+  );
+  wss.on('listening', () => process.stdout.write(`${(wss.address() as AddressInfo).port}\n`));
+}
