@@ -75,6 +75,22 @@ describe('Injector', () => {
     expect(inj.decide('/news/x')).toEqual({ delayMs: 0, fault: null });
   });
 
+  it('throttles past a token bucket and says in Retry-After when the next token comes', () => {
+    const inj = new Injector({ rules: [{ pathPrefix: '/search', rateLimit: { perSecond: 10, burst: 5 } }] });
+    const burst = Array.from({ length: 6 }, () => inj.decide('/search', 0));
+    expect(burst.filter((d) => d.fault === null)).toHaveLength(5);
+    expect(burst[5]).toMatchObject({ fault: 'throttled', retryAfterS: 1 });
+    // Refilled to the burst size after a second, never beyond it.
+    const later = Array.from({ length: 6 }, () => inj.decide('/search', 1000));
+    expect(later.filter((d) => d.fault === null)).toHaveLength(5);
+    // A steady 50/s for 10 s gets through at the bucket's 10/s.
+    let passed = 0;
+    for (let t = 2000; t < 12_000; t += 20) if (inj.decide('/search', t).fault === null) passed++;
+    expect(passed).toBeGreaterThanOrEqual(99);
+    expect(passed).toBeLessThanOrEqual(106);
+    expect(inj.decide('/wiki/X', 12_000).fault).toBeNull();
+  });
+
   it('is reproducible for the same seed', () => {
     const config = {
       seed: 4,
@@ -131,6 +147,28 @@ describe('injection on a live server', () => {
     expect(s.injected.error500).toBe(count(500));
     expect(s.injected.rateLimit429).toBe(count(429));
     expect(count(200)).toBe(n - count(500) - count(429));
+  });
+
+  it('answers a burst over the rate limit with 429s and counts them as throttled', async () => {
+    srv = await startSandboxServer({
+      world,
+      injection: { rules: [{ pathPrefix: '/search', rateLimit: { perSecond: 0.5, burst: 3 } }] },
+    });
+    const statuses = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        fetch(srv?.searchUrl ?? '', {
+          method: 'POST',
+          headers: { 'X-API-KEY': srv?.apiKey ?? '' },
+          body: JSON.stringify({ q: 'river' }),
+        }).then(async (r) => [r.status, r.headers.get('retry-after'), await r.json()] as const),
+      ),
+    );
+    expect(statuses.filter(([s]) => s === 200)).toHaveLength(3);
+    const limited = statuses.filter(([s]) => s === 429);
+    expect(limited).toHaveLength(7);
+    expect(limited[0]?.[1]).toBe('2');
+    expect(limited[0]?.[2]).toEqual({ message: 'Too many requests.', statusCode: 429 });
+    expect(srv.stats().injected.throttled).toBe(7);
   });
 
   it('never answers an injected timeout and drops its connection after the hold', async () => {

@@ -38,6 +38,10 @@ const ruleSchema = z.object({
       'fault rates must sum to at most 1',
     )
     .optional(),
+  /** A token bucket like an API's quota: over it, requests get 429 with the wait in Retry-After. */
+  rateLimit: z
+    .object({ perSecond: z.number().positive(), burst: z.number().int().min(1).optional() })
+    .optional(),
 });
 
 export const injectionSchema = z.object({
@@ -53,11 +57,13 @@ export const injectionSchema = z.object({
 export type LatencySpec = z.infer<typeof latencySchema>;
 export type InjectionRule = z.infer<typeof ruleSchema>;
 export type InjectionConfig = z.infer<typeof injectionSchema>;
-export type Fault = 'error500' | 'rateLimit429' | 'timeout';
+export type Fault = 'error500' | 'rateLimit429' | 'timeout' | 'throttled';
 
 export interface Decision {
   delayMs: number;
   fault: Fault | null;
+  /** Seconds to send in Retry-After with a 429. */
+  retryAfterS?: number;
 }
 
 /** Validates an injection config from outside (CLI file, actor args); throws SANDBOX_BAD_INJECTION. */
@@ -116,6 +122,7 @@ export class Injector {
   readonly retryAfterS: number;
   readonly timeoutHoldMs: number;
   private readonly rules: InjectionRule[];
+  private readonly buckets = new Map<InjectionRule, { tokens: number; at: number }>();
 
   constructor(config: InjectionConfig = {}) {
     this.rng = createRng(config.seed ?? 0).fork('injection');
@@ -124,17 +131,36 @@ export class Injector {
     this.timeoutHoldMs = config.timeoutHoldMs ?? 60_000;
   }
 
-  decide(path: string): Decision {
+  /** `nowMs` drives the rate-limit buckets (a monotonic clock; injectable for tests). */
+  decide(path: string, nowMs = performance.now()): Decision {
     const rule = this.rules.find((r) => r.pathPrefix === undefined || path.startsWith(r.pathPrefix));
     if (rule === undefined) return { delayMs: 0, fault: null };
     const u = this.rng.next();
     const delayMs = sampleLatency(rule.latency ?? { kind: 'none' }, this.rng.next(), this.rng.next());
+    const wait = this.takeToken(rule, nowMs);
+    if (wait > 0) return { delayMs, fault: 'throttled', retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
     const f = rule.faults ?? {};
     const e500 = f.error500 ?? 0;
     const e429 = e500 + (f.rateLimit429 ?? 0);
     const eTimeout = e429 + (f.timeout ?? 0);
-    const fault: Fault | null =
-      u < e500 ? 'error500' : u < e429 ? 'rateLimit429' : u < eTimeout ? 'timeout' : null;
-    return { delayMs, fault };
+    if (u < e500) return { delayMs, fault: 'error500' };
+    if (u < e429) return { delayMs, fault: 'rateLimit429', retryAfterS: this.retryAfterS };
+    return { delayMs, fault: u < eTimeout ? 'timeout' : null };
+  }
+
+  /** 0 when the rule's bucket had a token (or it has no limit), else the ms until the next token. */
+  private takeToken(rule: InjectionRule, nowMs: number): number {
+    const limit = rule.rateLimit;
+    if (limit === undefined) return 0;
+    const burst = limit.burst ?? Math.max(1, Math.ceil(limit.perSecond));
+    const b = this.buckets.get(rule) ?? { tokens: burst, at: nowMs };
+    b.tokens = Math.min(burst, b.tokens + ((nowMs - b.at) * limit.perSecond) / 1000);
+    b.at = nowMs;
+    this.buckets.set(rule, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return ((1 - b.tokens) * 1000) / limit.perSecond;
   }
 }

@@ -53,6 +53,8 @@ export interface SandboxStats {
     error500: number;
     rateLimit429: number;
     timeout: number;
+    /** 429s from a rule's rate limit (token bucket), as opposed to random rateLimit429 faults. */
+    throttled: number;
   };
   pageBehaviours: { slow: number; rateLimited: number };
   inFlight: number;
@@ -98,7 +100,15 @@ function emptyStats(): SandboxStats {
     byRoute: { serper: 0, bing: 0, page: 0, other: 0 },
     searchQueries: 0,
     statuses: {},
-    injected: { delayed: 0, delayMsTotal: 0, delayMsMax: 0, error500: 0, rateLimit429: 0, timeout: 0 },
+    injected: {
+      delayed: 0,
+      delayMsTotal: 0,
+      delayMsMax: 0,
+      error500: 0,
+      rateLimit429: 0,
+      timeout: 0,
+      throttled: 0,
+    },
     pageBehaviours: { slow: 0, rateLimited: 0 },
     inFlight: 0,
     maxInFlight: 0,
@@ -321,7 +331,13 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
     respond();
   };
 
-  const applyFault = (req: IncomingMessage, res: ServerResponse, fault: Fault, isApi: boolean): void => {
+  const applyFault = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    fault: Fault,
+    retryAfterS: number,
+    isApi: boolean,
+  ): void => {
     stats.injected[fault]++;
     if (fault === 'timeout') {
       // Accept and never answer: the client's own timeout has to fire. The socket is dropped eventually.
@@ -334,8 +350,7 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
       return;
     }
     const status = fault === 'error500' ? 500 : 429;
-    const extra: Record<string, string> =
-      status === 429 ? { 'Retry-After': String(injector.retryAfterS) } : {};
+    const extra: Record<string, string> = status === 429 ? { 'Retry-After': String(retryAfterS) } : {};
     if (isApi)
       serperError(res, req, status, status === 500 ? 'Internal server error.' : 'Too many requests.', extra);
     else
@@ -368,7 +383,15 @@ export async function startSandboxServer(options: SandboxServerOptions): Promise
       res.setHeader('X-Sandbox-Delay-Ms', decision.delayMs.toFixed(1));
       await new Promise<void>((r) => later(decision.delayMs, r));
     }
-    if (decision.fault !== null) return applyFault(req, res, decision.fault, isSerper || isBing);
+    if (decision.fault !== null) {
+      return applyFault(
+        req,
+        res,
+        decision.fault,
+        decision.retryAfterS ?? injector.retryAfterS,
+        isSerper || isBing,
+      );
+    }
     if (isSerper) return handleSerper(req, res, url);
     if (isBing) return handleBing(req, res, url);
     handlePage(req, res, url);

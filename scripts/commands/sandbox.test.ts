@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateWorld } from '../../actors/sandbox/world.ts';
+import { injectionFromFlags } from './sandbox.ts';
 
 const DR = new URL('../dr.js', import.meta.url).pathname;
 const children: ChildProcess[] = [];
@@ -87,5 +88,33 @@ describe('dr sandbox', () => {
     const { code, stderr } = await exit(dr(['sandbox', '--size', '40', '--latency', 'gaussian:3']));
     expect(code).toBe(1);
     expect(stderr).toContain('SANDBOX_BAD_INJECTION');
+  });
+
+  it('builds one injection rule from the flags, and refuses malformed ones with a typed error', () => {
+    const base = { seed: '1', size: '100', port: '0', host: '127.0.0.1', apiKey: 'k' };
+    expect(injectionFromFlags(base)).toEqual({});
+    expect(
+      injectionFromFlags({
+        ...base,
+        injectPath: '/search',
+        latency: 'pareto:10:1.5',
+        rateLimit: '200:50',
+        fail429: '0.1',
+      }),
+    ).toEqual({
+      rules: [
+        {
+          pathPrefix: '/search',
+          latency: { kind: 'pareto', scaleMs: 10, alpha: 1.5 },
+          rateLimit: { perSecond: 200, burst: 50 },
+          faults: { rateLimit429: 0.1 },
+        },
+      ],
+    });
+    for (const bad of [{ rateLimit: '0' }, { rateLimit: '10:0.5' }, { fail500: '2' }, { latency: 'fixed' }]) {
+      expect(() => injectionFromFlags({ ...base, ...bad })).toThrow(
+        expect.objectContaining({ code: expect.stringMatching(/^SANDBOX_BAD_(OPTIONS|INJECTION)$/) }),
+      );
+    }
   });
 });

@@ -34,6 +34,7 @@ interface ServeFlags extends WorldFlags {
   fail500?: string;
   fail429?: string;
   failTimeout?: string;
+  rateLimit?: string;
   retryAfter?: string;
   timeoutHoldMs?: string;
   injectionSeed?: string;
@@ -70,7 +71,9 @@ function rate(name: string, text: string | undefined): number | undefined {
 
 /** Injection from a JSON file, or one rule built from the flags (none when no flag is given). */
 export function injectionFromFlags(f: ServeFlags): InjectionConfig {
-  const flagged = [f.latency, f.fail500, f.fail429, f.failTimeout, f.injectPath].some((x) => x !== undefined);
+  const flagged = [f.latency, f.fail500, f.fail429, f.failTimeout, f.rateLimit, f.injectPath].some(
+    (x) => x !== undefined,
+  );
   if (f.injection !== undefined) {
     if (flagged)
       throw new DrError(
@@ -89,6 +92,7 @@ export function injectionFromFlags(f: ServeFlags): InjectionConfig {
       {
         ...(f.injectPath !== undefined ? { pathPrefix: f.injectPath } : {}),
         ...(f.latency !== undefined ? { latency: parseLatencySpec(f.latency) } : {}),
+        ...(f.rateLimit !== undefined ? { rateLimit: parseRateLimit(f.rateLimit) } : {}),
         faults: {
           error500: rate('fail-500', f.fail500),
           rateLimit429: rate('fail-429', f.fail429),
@@ -98,6 +102,22 @@ export function injectionFromFlags(f: ServeFlags): InjectionConfig {
     ];
   }
   return parseInjection(config);
+}
+
+/** `PER_SECOND[:BURST]`, e.g. `200` or `200:50`. */
+function parseRateLimit(text: string): { perSecond: number; burst?: number } {
+  const [perSecond, burst] = text.split(':').map(Number);
+  if (
+    perSecond === undefined ||
+    !(perSecond > 0) ||
+    (burst !== undefined && !(Number.isInteger(burst) && burst >= 1))
+  ) {
+    throw new DrError(
+      'SANDBOX_BAD_OPTIONS',
+      `--rate-limit takes PER_SECOND[:BURST], e.g. 200:50; got "${text}"`,
+    );
+  }
+  return burst === undefined ? { perSecond } : { perSecond, burst };
 }
 
 function fail(err: unknown): void {
@@ -203,6 +223,7 @@ export function register(program: Command): void {
     .option('--fail-500 <rate>', 'share of requests answered 500')
     .option('--fail-429 <rate>', 'share of requests answered 429 with Retry-After')
     .option('--fail-timeout <rate>', 'share of requests never answered')
+    .option('--rate-limit <spec>', 'token bucket PER_SECOND[:BURST]; over it requests get 429 (e.g. 200:50)')
     .option('--retry-after <s>', 'Retry-After seconds on injected 429s (default 1)')
     .option(
       '--timeout-hold-ms <ms>',
