@@ -151,7 +151,7 @@ export async function runSandboxBench(options: BenchOptions = {}): Promise<Bench
   ]);
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
   try {
-    const healthy = [...site.pages.values()].filter((p) => p.behaviour === 'ok');
+    const healthy = [...site.pages.values()].filter((p) => p.behaviour === 'ok' && p.status === 200);
     const pages = (base: string): Shot[] =>
       Array.from({ length: n }, (_, i) => ({
         url: base + encodeURI(healthy[i % healthy.length]?.path ?? '/'),
