@@ -6,6 +6,7 @@
  * to stop their peers, and are named per job so the next job does not collide). Progress is a
  * `trainer.status` ask away; metrics go to outputs/<name>/metrics.jsonl and the node's dr_train_* gauges.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { checkpointDirOf, outputDirOf, parseTrainConfig, type TrainConfig } from '../../config/train.ts';
