@@ -107,9 +107,11 @@ class TrainerActor implements Actor {
 
       const { loadCheckpoint } = await import('../../runtime/model/checkpoint.ts');
       const { loadTokenizer } = await import('../../runtime/model/tokenizer.ts');
+      // A checkpoint with its own (e.g. reduced) vocabulary ships its tokenizer; otherwise it is Qwen2.5's.
+      const ownTokenizer = existsSync(join(modelDir, 'tokenizer.json'));
       const [{ config: modelConfig }, tokenizer] = await Promise.all([
         loadCheckpoint(modelDir),
-        loadTokenizer(),
+        ownTokenizer ? loadTokenizer(modelDir) : loadTokenizer(),
       ]);
       const server = await PolicyServer.start({
         config: modelConfig,
