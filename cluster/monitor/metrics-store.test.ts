@@ -121,6 +121,22 @@ describe('MetricsStore', () => {
     ]);
   });
 
+  it('forgets a rank whose node is gone', () => {
+    const store = new MetricsStore();
+    store.ingest(
+      1,
+      batchWith((r) => r.gauge('dr_node_load1', 'l').set({}, 1)),
+    );
+    store.ingest(
+      2,
+      batchWith((r) => r.gauge('dr_node_load1', 'l').set({}, 2)),
+    );
+    store.dropRank(1);
+    expect([...(store.family('dr_node_load1')?.series.values() ?? [])].map((s) => s.labels.rank)).toEqual([
+      '2',
+    ]);
+  });
+
   it('caps the label sets kept per metric', () => {
     const store = new MetricsStore({ maxSeriesPerMetric: 3 });
     store.ingest(

@@ -107,6 +107,14 @@ export class MetricsStore {
     }
   }
 
+  /** Forgets everything a rank reported (its node is down or left: its figures are no longer current). */
+  dropRank(rank: number): void {
+    const sender = String(rank);
+    for (const family of this.#families.values()) {
+      for (const [key, series] of family.series) if (series.labels.rank === sender) family.series.delete(key);
+    }
+  }
+
   families(): Iterable<StoredFamily> {
     return this.#families.values();
   }

@@ -110,8 +110,17 @@ async function cluster() {
 }
 
 describe('head monitor on a real runtime', () => {
-  it('shows every node and actor of the cluster, and a node that leaves', async () => {
-    const { workers, head, state } = await cluster();
+  it('shows every node and actor of the cluster, and a node that leaves (forgetting its metrics)', async () => {
+    const { workers, head, state, monitor } = await cluster();
+    const stopReporting = startNodeReporting(workers[0]!, {
+      recorder: new MetricsRecorder(),
+      intervalMs: 50,
+    });
+    const reportingRanks = () =>
+      [...(monitor.store.family('dr_process_resident_memory_bytes')?.series.values() ?? [])].map(
+        (s) => s.labels.rank,
+      );
+    await expect.poll(reportingRanks).toEqual(['1']);
     await head.spawn({ kind: 'job-reporter', name: 'reporter', placement: { kind: 'rank', rank: 2 } });
     await expect
       .poll(async () => (await state()).nodes.map((n) => [n.rank, n.state]))
@@ -128,10 +137,13 @@ describe('head monitor on a real runtime', () => {
           ['reporter', 2, 'running'],
         ]),
       );
+    // As a node shuts down: reporting stops (its last snapshot goes out), then it leaves.
+    stopReporting();
     await workers[0]!.stop();
     await expect
       .poll(async () => (await state()).nodes.find((n) => n.rank === 1)?.history.map((h) => h.state))
       .toEqual(['alive', 'left']);
+    expect(reportingRanks()).toEqual([]);
   });
 
   it('collects metrics from every node, labelled by rank, and job progress told by any actor', async () => {

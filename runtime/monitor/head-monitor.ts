@@ -72,6 +72,9 @@ export function createHeadMonitor(options: HeadMonitorOptions): HeadMonitor {
           jobs.upsertJob(msg.job);
           return;
         }
+        // A snapshot still in the mailbox when its node went down or left would bring back the figures the
+        // monitor just forgot.
+        if (source?.isGone(msg.rank) === true) return;
         try {
           store.ingest(msg.rank, msg.batch);
         } catch (err) {

@@ -50,6 +50,8 @@ export class RuntimeMonitorSource implements MonitorSource {
     for (const member of this.#runtime.node.table())
       this.#history.set(member.rank, [{ state: member.state, at: member.since }]);
     this.#onMember = (event) => {
+      // A node that is gone reports nothing any more; its last figures must not pass for current ones.
+      if (event.type === 'down' || event.type === 'left') this.#store.dropRank(event.member.rank);
       const history = this.#history.get(event.member.rank) ?? [];
       const last = history[history.length - 1];
       if (last === undefined || last.state !== event.member.state || event.type === 'joined') {
@@ -95,6 +97,12 @@ export class RuntimeMonitorSource implements MonitorSource {
       depths.set(`${series.labels.rank}/${series.labels.actor}`, series.value);
     }
     return this.#actors.map((a) => ({ ...a, mailboxDepth: depths.get(`${a.node}/${a.path}`) ?? null }));
+  }
+
+  /** The node is down or has left (a rank never seen is not gone: it may be a reporter of its own). */
+  isGone(rank: number): boolean {
+    const state = this.#runtime.node.members.get(rank)?.state;
+    return state === 'down' || state === 'left';
   }
 
   jobs(): readonly JobView[] {
