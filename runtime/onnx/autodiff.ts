@@ -168,13 +168,14 @@ function keptGrad(ctx: GradContext): Tensor {
   return intAttr(ctx.node, 'keepdims', 1) === 1 ? ctx.gy : op.unsqueeze(ctx.gy, axes);
 }
 
-function elementCountRatio(x: Tensor, y: Tensor): Tensor {
+/** How many input elements fed each output element of a reduction: the product of the reduced dims. */
+function reducedCount(ctx: GradContext): Tensor {
+  const x = in0(ctx);
   const g = x.graph;
-  const sx = isStatic(x.shape) ? x.shape.reduce((a, b) => a * b, 1) : null;
-  const sy = isStatic(y.shape) ? y.shape.reduce((a, b) => a * b, 1) : null;
-  if (sx !== null && sy !== null) return g.constant(sx / sy, x.dtype);
+  const dims = reducedAxes(ctx).map((a) => x.shape[a < 0 ? a + x.rank : a]!);
+  if (dims.every((d) => typeof d === 'number')) return g.constant((dims as number[]).reduce((a, b) => a * b, 1), x.dtype);
   const size = (t: Tensor): Tensor => g.addNode('Size', [t], [{ dtype: 'int64', shape: [] }])[0]!;
-  return op.cast(op.div(size(x), size(y)), x.dtype);
+  return op.cast(op.div(size(x), size(out0(ctx))), x.dtype);
 }
 
 function sliceAlong(gy: Tensor, axis: number, start: Tensor, end: Tensor, like: Tensor): Tensor {
@@ -311,7 +312,7 @@ const RULES: Readonly<Record<string, GradRule>> = {
   ReduceMean: (ctx) => {
     const x = in0(ctx);
     const spread = expandLike(keptGrad(ctx), x);
-    return [op.div(spread, elementCountRatio(x, out0(ctx)))];
+    return [op.div(spread, reducedCount(ctx))];
   },
   ReduceMax: (ctx) => {
     const x = in0(ctx);

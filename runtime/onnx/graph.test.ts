@@ -74,6 +74,11 @@ describe('Graph', () => {
     expect(op.reduceSum(a, [1, 2], true).shape).toEqual(['n', 1, 1]);
     expect(op.transpose(a, [2, 0, 1]).shape).toEqual([4, 'n', 1]);
     expect(op.unsqueeze(b, [0]).shape).toEqual([1, 3, 1]);
+    // x[:, 1:] and x[:, :-1] of a named dim share the derived name, so they combine without unknown dims.
+    const next = op.slice(ids, { starts: [1], ends: [op.TO_END], axes: [1] });
+    const prev = op.slice(ids, { starts: [0], ends: [-1], axes: [1] });
+    expect(op.add(next, prev).shape).toEqual(['batch', 'seq-1']);
+    expect(op.causalMask(g, op.dimOf(ids, 1), op.dimOf(ids, 1)).shape).toEqual(['seq', 'seq']);
     expect(op.squeeze(b, [1]).shape).toEqual([3]);
   });
 

@@ -324,11 +324,22 @@ export function slice(x: Tensor, spec: SliceSpec): Tensor {
     if (step === 0) throw new DrError('ONNX_BAD_SHAPE', 'Slice: step 0');
     if (st !== null && en !== null && typeof dim === 'number') shape[a] = sliceLength(dim, st, en, step);
     else if (st === 0 && en === TO_END && step === 1) shape[a] = dim;
-    else shape[a] = null;
+    else shape[a] = typeof dim === 'string' && st !== null && en !== null ? trimmedDim(dim, st, en, step) : null;
   });
   const starts = isT(spec.starts) ? spec.starts : int64s(g, spec.starts);
   const ends = isT(spec.ends) ? spec.ends : int64s(g, spec.ends);
   return one(g, 'Slice', [x, starts, ends, int64s(g, axes), int64s(g, steps)], x.dtype, shape);
+}
+
+/**
+ * A named dim with `k` items dropped from its ends (step 1, start >= 0, end negative or TO_END) is named
+ * `${dim}-${k}`: its size is max(0, dim - k) however the k splits between the ends, so x[1:] and x[:-1]
+ * of one dim get one name and their elementwise combinations keep static gradient reductions.
+ */
+function trimmedDim(dim: string, start: number, end: number, step: number): Dim {
+  if (step !== 1 || start < 0 || (end >= 0 && end !== TO_END)) return null;
+  const k = start + (end === TO_END ? 0 : -end);
+  return k === 0 ? dim : `${dim}-${k}`;
 }
 
 function sliceLength(dim: number, start: number, end: number, step: number): number {
@@ -427,7 +438,21 @@ export function dimOf(x: Tensor, axis: number): Tensor {
   const a = normAxis(axis, x.rank);
   const d = x.shape[a];
   if (typeof d === 'number') return x.graph.constant(d, 'int64');
-  return squeeze(shapeOf(x, a, a + 1), [0]);
+  const t = squeeze(shapeOf(x, a, a + 1), [0]);
+  if (typeof d === 'string') DIM_VALUES.set(t, d);
+  return t;
+}
+
+/** Scalars known to hold the size of a named dim (made by `dimOf`), so `range` and masks keep that name. */
+const DIM_VALUES = new WeakMap<Tensor, string>();
+
+/** The value of a scalar operand when it is a number, a scalar constant, or a named dim from `dimOf`. */
+function scalarValue(x: TensorLike): number | string | null {
+  if (typeof x === 'number') return x;
+  const named = DIM_VALUES.get(x);
+  if (named !== undefined) return named;
+  const c = x.graph.constantValue(x);
+  return c && c.dims.length === 0 ? Number(c.data[0]) : null;
 }
 
 /** 1-D [start, start+delta, ... < limit]; operands are scalars of one numeric dtype. */
@@ -436,8 +461,10 @@ export function range(start: TensorLike, limit: TensorLike, delta: TensorLike = 
   const dt = dtypeOf(start, limit, delta);
   const ts = [start, limit, delta].map((v) => lift(g, v, dt));
   sameDtype('Range', ...ts);
-  const statics = [start, limit, delta].every((v) => typeof v === 'number');
-  const len = statics ? Math.max(0, Math.ceil(((limit as number) - (start as number)) / (delta as number))) : null;
+  const [s0, l0, d0] = [start, limit, delta].map(scalarValue);
+  let len: Dim = null;
+  if (typeof s0 === 'number' && typeof l0 === 'number' && typeof d0 === 'number') len = Math.max(0, Math.ceil((l0 - s0) / d0));
+  else if (s0 === 0 && d0 === 1 && typeof l0 === 'string') len = l0;
   return one(g, 'Range', ts, dt, [len]);
 }
 

@@ -54,6 +54,7 @@ function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelPr
   const ext = options.externalData;
   let inline = 0;
   const { nodes, used } = liveNodes(graph);
+  const declared = new Set(graph.inputs.flatMap((t) => t.shape.filter((d): d is string => typeof d === 'string')));
   const initializer = graph.initializers.filter(({ tensor }) => used.has(tensor)).map(({ tensor, value }) => {
     const bytes = rawBytes(value);
     if (ext && bytes.byteLength >= (ext.minBytes ?? 1024)) {
@@ -90,8 +91,8 @@ function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelPr
     opsetImport: [{ domain: '', version: graph.opset }],
     graph: {
       name: graph.name,
-      input: graph.inputs.map((t) => valueInfo(t.name, t.dtype, t.shape)),
-      output: graph.outputs.map((o) => valueInfo(o.name, o.tensor.dtype, o.tensor.shape)),
+      input: graph.inputs.map((t) => valueInfo(t.name, t.dtype, t.shape, declared)),
+      output: graph.outputs.map((o) => valueInfo(o.name, o.tensor.dtype, o.tensor.shape, declared)),
       initializer,
       node: nodes.map((n, i) =>
         onnx.NodeProto.create({
@@ -125,13 +126,14 @@ function liveNodes(graph: Graph): { nodes: Node[]; used: Set<Tensor> } {
   return { nodes: live.reverse(), used };
 }
 
-function valueInfo(name: string, dtype: DType, shape: Shape): P.IValueInfoProto {
+/** Only dim names declared on graph inputs are written; derived names (`seq-1`) stay builder-internal. */
+function valueInfo(name: string, dtype: DType, shape: Shape, declared: ReadonlySet<string>): P.IValueInfoProto {
   return {
     name,
     type: {
       tensorType: {
         elemType: ONNX_ELEM_TYPE[dtype],
-        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})) },
+        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' && declared.has(d) ? { dimParam: d } : {})) },
       },
     },
   };
