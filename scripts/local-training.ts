@@ -1,0 +1,132 @@
+/**
+ * A training run on a local cluster, shared by `npm start` (scripts/main.ts) and the 3-seed F1 script:
+ * real `dr head` / `dr worker` processes on loopback, the sandbox web with search/browse tools over it, and
+ * a TrainerActor on the head whose status is polled until it ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { TrainConfig } from '../config/train.ts';
+import type { SandboxInfoReply } from '../actors/sandbox/protocol.ts';
+import type { TrainerStatus } from '../actors/trainer/protocol.ts';
+import { connectClient, type ClusterClient } from '../runtime/client.ts';
+
+const DR = fileURLToPath(new URL('./dr.js', import.meta.url));
+
+export interface LocalCluster {
+  client: ClusterClient;
+  port: number;
+  /** The head's "node ready" log line (it names the dashboard when the head serves one). */
+  ready: Record<string, unknown>;
+  sandbox: SandboxInfoReply;
+  stop(): Promise<void>;
+}
+
+/** Starts a head and `workers` worker processes, the sandbox web (`seed`, `size`) and one search and one
+ * browse actor over it (on rank 1 when there is a worker). */
+export async function startLocalCluster(options: {
+  workers: number;
+  seed: number;
+  size: number;
+}): Promise<LocalCluster> {
+  const token = randomBytes(24).toString('hex');
+  const sandboxKey = randomBytes(12).toString('hex');
+  const children: ChildProcess[] = [];
+  const kill = (): void => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
+  process.once('exit', kill);
+  const env = {
+    ...process.env,
+    DR_CLUSTER_TOKEN: token,
+    DR_SANDBOX_API_KEY: sandboxKey,
+    DR_LOG_FORMAT: 'json',
+  };
+  const ready = await startNode(['head', '--port', '0', '--listen-host', '127.0.0.1'], env, children);
+  const port = Number(ready.port);
+  for (let rank = 1; rank <= options.workers; rank++) {
+    await startNode(
+      ['worker', '--head', `127.0.0.1:${port}`, '--rank', String(rank), '--listen-host', '127.0.0.1'],
+      env,
+      children,
+    );
+  }
+  const client = await connectClient({ head: `127.0.0.1:${port}`, token });
+  const stop = async (): Promise<void> => {
+    await client.shutdownCluster().catch(() => undefined);
+    await client.close();
+    kill();
+  };
+  try {
+    await client.spawn({
+      kind: 'sandbox',
+      name: 'sandbox',
+      args: { seed: options.seed, size: options.size, apiKey: sandboxKey },
+      placement: { kind: 'rank', rank: 0 },
+    });
+    const sandbox = await client.ask<SandboxInfoReply>('sandbox', { v: 1, type: 'sandbox.info' });
+    const toolRank = options.workers >= 1 ? 1 : 0;
+    await client.spawn({
+      kind: 'search',
+      name: 'search/0',
+      args: {
+        shard: 0,
+        backend: { kind: 'serper', baseUrl: sandbox.searchUrl, apiKeyEnv: 'DR_SANDBOX_API_KEY' },
+        cacheDir: ':memory:',
+      },
+      placement: { kind: 'rank', rank: toolRank },
+    });
+    await client.spawn({
+      kind: 'browse',
+      name: 'browse/0',
+      args: { allowHosts: ['127.0.0.1'] },
+      placement: { kind: 'rank', rank: toolRank },
+    });
+    return { client, port, ready, sandbox, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Runs one train job as a TrainerActor on the head, calling `onStatus` about once a second, until it ends. */
+export async function runTrainJob(
+  cluster: LocalCluster,
+  jobId: string,
+  config: TrainConfig,
+  onStatus: (s: TrainerStatus) => void = () => undefined,
+): Promise<TrainerStatus> {
+  const name = `trainer/${jobId}`;
+  await cluster.client.spawn({
+    kind: 'trainer',
+    name,
+    args: { jobId, config },
+    placement: { kind: 'rank', rank: 0 },
+  });
+  for (;;) {
+    const status = await cluster.client.ask<TrainerStatus>(name, { v: 1, type: 'trainer.status' });
+    onStatus(status);
+    if (status.state !== 'starting' && status.state !== 'running') return status;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function startNode(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  children: ChildProcess[],
+): Promise<Record<string, unknown>> {
+  const child = spawn(process.execPath, [DR, ...args], { env, stdio: ['pipe', 'ignore', 'pipe'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines)
+        if (line.includes('"node ready"')) resolve(JSON.parse(line) as Record<string, unknown>);
+    });
+    child.once('exit', (code) => reject(new Error(`dr ${args[0]} exited with code ${code}`)));
+  });
+}
