@@ -329,6 +329,15 @@ const RULES: Readonly<Record<string, GradRule>> = {
   Expand: (ctx) => [unbroadcast(ctx.gy, in0(ctx)), null],
   Transpose: (ctx) => {
     const perm = (ctx.node.attrs.perm as { value: readonly number[] } | undefined)?.value ?? in0(ctx).shape.map((_, i, s) => s.length - 1 - i);
+    const gemm = ctx.gy.producer;
+    if (perm.length === 2 && gemm?.opType === 'Gemm' && !gemm.inputs[2]) {
+      // The gradient of a transposed weight (x @ W^T) is a Gemm: emit the transposed product directly,
+      // (op(A) op(B))^T = op(B)^T op(A)^T, instead of copying a weight-sized transpose every step.
+      const [a, b] = gemm.inputs as [Tensor, Tensor];
+      const tA = intAttr(gemm, 'transA', 0) === 1;
+      const tB = intAttr(gemm, 'transB', 0) === 1;
+      return [op.gemm(b, a, null, { alpha: floatAttr(gemm, 'alpha', 1), transA: !tB, transB: !tA })];
+    }
     const inv = perm.map((_, i) => perm.indexOf(i));
     return [op.transpose(ctx.gy, inv)];
   },

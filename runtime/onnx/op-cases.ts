@@ -76,6 +76,16 @@ export const OP_CASES: OpCase[] = [
   },
   { name: 'MatMul 2-D', inputs: { a: fx([2, 3]), b: fx([3, 4]) }, f: (t) => op.matmul(t.a!, t.b!) },
   { name: 'MatMul batched activations times a 2-D weight', inputs: { a: fx([2, 2, 3]), b: fx([3, 4]) }, f: (t) => op.matmul(t.a!, t.b!) },
+  {
+    name: 'MatMul with a transposed 2-D weight (x @ W^T)',
+    inputs: { a: fx([2, 2, 3]), w: fx([4, 3]) },
+    f: (t) => op.matmul(t.a!, op.transpose(t.w!, [1, 0])),
+  },
+  {
+    name: 'Gemm gradient through a transpose with transA',
+    inputs: { a: fx([3, 2]), w: fx([4, 3]) },
+    f: (t) => op.transpose(op.gemm(t.a!, op.transpose(t.w!, [1, 0]), null, { transA: true, alpha: 0.5 }), [1, 0]),
+  },
   { name: 'MatMul with broadcast batch dims', inputs: { a: fx([2, 1, 2, 3]), b: fx([3, 3, 2]) }, f: (t) => op.matmul(t.a!, t.b!) },
   {
     name: 'Gemm with transposes, alpha, beta and a broadcast C',
