@@ -178,7 +178,19 @@ async function runSchedule(schedule: 'async' | 'barrier', tasks: RolloutTask[]) 
   await sandbox.close();
   const turns = trajectories.reduce((s, t) => s + t.turns.length, 0);
   const toolCalls = trajectories.reduce((s, t) => s + t.toolStats.searchCalls + t.toolStats.browseCalls, 0);
-  const errors = trajectories.filter((t) => t.end.reason !== 'answer').length;
+  const ends = new Map<string, number>();
+  for (const t of trajectories) {
+    const key =
+      t.end.reason === 'answer'
+        ? 'answer'
+        : `${t.end.reason}${t.end.detail === undefined ? '' : ` (${t.end.detail.slice(0, 160)})`}`;
+    ends.set(key, (ends.get(key) ?? 0) + 1);
+  }
+  const errors =
+    [...ends.entries()]
+      .filter(([k]) => k !== 'answer')
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ') || '0';
   return { makespanMs, turns, toolCalls, errors, trajectories: trajectories.length };
 }
 

@@ -13,6 +13,7 @@ import type {
 import { DrError } from '../../config/errors.ts';
 import { TOOL_DEFINITIONS, type Message } from './prompt.ts';
 import {
+  describeError,
   restoreStop,
   type Generation,
   type Policy,
@@ -120,7 +121,7 @@ export class ChatPolicy implements Policy {
     } catch (cause) {
       throw new DrError(
         'POLICY_REQUEST_FAILED',
-        `chat policy at ${this.options.baseURL} failed: ${String(cause)}`,
+        `chat policy at ${this.options.baseURL} failed: ${describeError(cause)}`,
         {
           cause,
         },

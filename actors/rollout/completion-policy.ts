@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import type { CompletionCreateParamsNonStreaming } from 'openai/resources/completions';
 import { DrError } from '../../config/errors.ts';
 import {
+  describeError,
   restoreStop,
   type Generation,
   type Policy,
@@ -62,7 +63,7 @@ export class CompletionPolicy implements Policy {
     } catch (cause) {
       throw new DrError(
         'POLICY_REQUEST_FAILED',
-        `completions policy at ${this.options.baseURL} failed: ${String(cause)}`,
+        `completions policy at ${this.options.baseURL} failed: ${describeError(cause)}`,
         {
           cause,
         },

@@ -200,6 +200,8 @@ export async function startOpenAITestServer(options: TestServerOptions): Promise
       send(res, 500, { error: { message: String(err), type: 'server_error' } }),
     );
   });
+  // Longer than clients keep idle sockets, so a client never reuses a socket the server is closing.
+  server.keepAliveTimeout = 65_000;
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;

@@ -66,3 +66,15 @@ export function restoreStop(text: string): string {
   }
   return '';
 }
+
+/** An error and its causes in one line ("Connection error. <- fetch failed <- read ECONNRESET"), so a
+ * transport failure says what actually happened. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth += 1) {
+    parts.push(current instanceof Error ? current.message : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(' <- ');
+}
