@@ -9,6 +9,7 @@ import {
   type OpenAITestServer,
   type ScriptedRequest,
 } from '../rollout/openai-test-server.ts';
+import { toolInboxActor } from '../tool-inbox/tool-caller.ts';
 import { rolloutActor } from '../rollout/rollout-actor.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
 import { loadDataset, type DatasetRow } from './datasets.ts';
@@ -80,6 +81,7 @@ describe('job manager', () => {
       kinds: new Map<string, ActorFactory<never>>([
         ['jobs', jobManager],
         ['rollout', rolloutActor],
+        ['tool-inbox', toolInboxActor as ActorFactory<never>],
         ['search', sandboxSearch],
         ['browse', sandboxBrowse],
       ]),

@@ -1,8 +1,11 @@
 /**
- * The trajectory's tools as asks to the tool actors: web_search split across the `search/<shard>` cache
- * shards, browse_webpage to the `browse/<shard>` actor that owns the trajectory's memory. The search query
- * that surfaced a URL travels with its browse as the sub-question the reading agent reads for.
+ * The trajectory's tools as calls to the tool actors: web_search split across the `search/<shard>` cache
+ * shards, browse_webpage to the `browse/<shard>` actor that owns the trajectory's memory. Calls go through
+ * a `ToolCaller` (actors/tool-inbox) so one tool actor serves many trajectories at once. The search query
+ * that surfaced a URL travels with its browse as the sub-question the reading agent reads for. A request the
+ * tool actor refuses as a whole fails the tool call with the actor's error code.
  */
+import { DrError } from '../../config/errors.ts';
 import type { ActorContext } from '../../runtime/actor.ts';
 import { formatBrowseResponse } from '../browse/browse-format.ts';
 import { browseActorFor } from '../browse/browse-routing.ts';
@@ -10,6 +13,7 @@ import { BROWSE_PROTOCOL_VERSION, browseRequest, type BrowseReply } from '../bro
 import { formatSearchResponse } from '../search/search-format.ts';
 import { askWebSearch } from '../search/search-routing.ts';
 import { webSearchRequest, type WebSearchReply } from '../search/protocol.ts';
+import { ToolCaller } from '../tool-inbox/tool-caller.ts';
 import type { ToolContext, ToolRunner } from './tool-runner.ts';
 
 export interface ActorToolsOptions {
@@ -18,18 +22,40 @@ export interface ActorToolsOptions {
   timeoutMs: number;
 }
 
+function refused(reply: { error?: { code: string; message: string } }): void {
+  if (reply.error !== undefined) throw new DrError(reply.error.code, reply.error.message);
+}
+
 export class ActorTools implements ToolRunner {
   /** trajectory id -> url -> the query whose results listed it */
   private readonly foundBy = new Map<string, Map<string, string>>();
+  private caller: Promise<ToolCaller> | undefined;
 
   constructor(
-    private readonly ctx: Pick<ActorContext, 'ask' | 'tell'>,
+    private readonly ctx: Pick<ActorContext, 'ask' | 'tell' | 'spawn' | 'self'>,
     private readonly options: ActorToolsOptions,
   ) {}
 
+  private async call<R extends { error?: { code: string; message: string } }>(
+    target: string,
+    msg: object,
+  ): Promise<R> {
+    this.caller ??= ToolCaller.create(this.ctx, this.ctx.self.name);
+    let caller: ToolCaller;
+    try {
+      caller = await this.caller;
+    } catch (err) {
+      this.caller = undefined;
+      throw err;
+    }
+    const reply = await caller.call<R>(target, msg, this.options.timeoutMs);
+    refused(reply);
+    return reply;
+  }
+
   async webSearch(queries: string[], tc: ToolContext): Promise<string> {
     const reply = await askWebSearch(
-      (name, msg) => this.ctx.ask<WebSearchReply>(name, msg, { timeoutMs: this.options.timeoutMs }),
+      (name, msg) => this.call<WebSearchReply>(name, msg),
       webSearchRequest(queries),
       this.options.searchShards,
     );
@@ -38,8 +64,9 @@ export class ActorTools implements ToolRunner {
       urls = new Map();
       this.foundBy.set(tc.trajectoryId, urls);
     }
-    for (const outcome of reply.results)
+    for (const outcome of reply.results) {
       for (const hit of outcome.hits) if (!urls.has(hit.url)) urls.set(hit.url, outcome.query);
+    }
     return formatSearchResponse(reply);
   }
 
@@ -47,10 +74,9 @@ export class ActorTools implements ToolRunner {
     const subQuestion = urls
       .map((u) => this.foundBy.get(tc.trajectoryId)?.get(u))
       .find((q) => q !== undefined);
-    const reply = await this.ctx.ask<BrowseReply>(
+    const reply = await this.call<BrowseReply>(
       browseActorFor(tc.trajectoryId, this.options.browseShards),
       browseRequest(urls, tc.question, tc.trajectoryId, subQuestion),
-      { timeoutMs: this.options.timeoutMs },
     );
     return formatBrowseResponse(reply);
   }
