@@ -173,22 +173,25 @@ export class ActorHost {
     this.deliver(this.slotOrThrow(name), { msg, reply: undefined });
   }
 
-  ask(name: string, msg: unknown, timeoutMs: number): Promise<unknown> {
+  /** Ask with a timeout; `timeoutMs` undefined means the asker keeps the clock (a remote asker has its own
+   * timer, so the serving node does not arm a second one per ask). */
+  ask(name: string, msg: unknown, timeoutMs: number | undefined): Promise<unknown> {
     const slot = this.slots.get(name);
     if (slot === undefined) return Promise.reject(notFound(name, this.opts.rank));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        slot.pending.delete(reply);
-        reject(
-          new DrError(
-            ActorErrorCode.ASK_TIMEOUT,
-            `ask to '${name}' got no reply within ${timeoutMs} ms; raise timeoutMs or check the actor's logs`,
-            {
-              details: { actor: name, timeoutMs },
-            },
-          ),
-        );
-      }, timeoutMs);
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              slot.pending.delete(reply);
+              reject(
+                new DrError(
+                  ActorErrorCode.ASK_TIMEOUT,
+                  `ask to '${name}' got no reply within ${timeoutMs} ms; raise timeoutMs or check the actor's logs`,
+                  { details: { actor: name, timeoutMs } },
+                ),
+              );
+            }, timeoutMs);
       const reply: Reply = {
         resolve: (v) => {
           clearTimeout(timer);

@@ -84,6 +84,10 @@ export interface NodeRuntimeEvents {
 const CONTROL_TIMEOUT_MS = 30_000;
 const CACHE_LIMIT = 100_000;
 const THROTTLE_POLL_MS = 2;
+/** Remote tells queued for one actor before its sending link is paused: enough to keep the actor busy,
+ * few enough that large messages do not pile up in this node's memory (the rest waits in TCP and in the
+ * sender's bounded link queue). */
+const THROTTLE_HIGH_MESSAGES = 4_096;
 
 export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements ActorSystem {
   readonly rank: number;
@@ -99,6 +103,7 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
   private readonly directory = new Map<string, DirEntry>();
   private stopped = false;
   private lastDropLog = 0;
+  private readonly throttleHigh: number;
 
   constructor(private readonly opts: NodeRuntimeOptions) {
     super();
@@ -106,6 +111,10 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     this.log = opts.logger.child({ rank: this.rank });
     this.askTimeoutMs = opts.defaultAskTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS;
     this.asks = new PendingAsks(this.rank);
+    this.throttleHigh = Math.min(
+      THROTTLE_HIGH_MESSAGES,
+      (opts.mailboxCapacity ?? Number.MAX_SAFE_INTEGER) / 2,
+    );
     this.host = new ActorHost({
       kinds: opts.kinds,
       rank: this.rank,
@@ -378,7 +387,7 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     }
     if (this.host.has(env.target)) {
       this.deliverTell(this.rank, env.target, env.payload);
-      if (this.host.queued(env.target) > this.host.mailboxCapacity / 2) this.throttle(link, env.target);
+      if (this.host.queued(env.target) > this.throttleHigh) this.throttle(link, env.target);
       return;
     }
     // A client's tell, or a sender with a stale view: route it by the directory (at most one more hop,
@@ -400,7 +409,7 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     const timeoutMs = typeof t === 'number' && t > 0 ? t : this.askTimeoutMs;
     let p: Promise<unknown>;
     if (env.target.startsWith('$')) p = this.onControl(env.target, msg, link);
-    else if (this.host.has(env.target)) p = this.host.ask(env.target, msg, timeoutMs);
+    else if (this.host.has(env.target)) p = this.host.ask(env.target, msg, undefined);
     else if ((link.peer ?? 0) < 0) p = this.ask(env.target, msg, { timeoutMs });
     else p = Promise.reject(notFound(env.target, this.rank));
     p.then(
@@ -447,15 +456,15 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
   }
 
   /**
-   * End-to-end backpressure: when tells from a link fill an actor's mailbox past half its capacity, stop
-   * reading that link until the mailbox is down to a quarter. TCP then fills up, the sender's link queue
+   * End-to-end backpressure: when tells from a link fill an actor's mailbox past `throttleHigh`, stop
+   * reading that link until the mailbox is down to a quarter of that. TCP then fills up, the sender's link queue
    * grows past its high-water mark, and the sender sees `writable` false instead of tells being dropped here.
    */
   private throttle(link: Link, name: string): void {
     if (link.isPaused) return;
     link.pause();
     const timer = setInterval(() => {
-      if (link.isOpen && this.host.queued(name) > this.host.mailboxCapacity / 4) return;
+      if (link.isOpen && this.host.queued(name) > this.throttleHigh / 4) return;
       clearInterval(timer);
       if (link.isOpen) link.resume();
     }, THROTTLE_POLL_MS);

@@ -13,7 +13,7 @@
  * Both senders respect backpressure the same way (wait while more than 8 MiB is queued).
  * Usage: npm run bench:cluster [-- --small 200000 --large 40000 --asks 10000 --rate 5000 --rounds 3]
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -26,7 +26,7 @@ import { loadClusterConfig } from '../config/cluster.ts';
 import { silentLogger } from '../config/log.ts';
 import { detectResources } from '../cluster/resources.ts';
 import { NodeRuntime } from '../runtime/node-runtime.ts';
-import { startWorker, TEST_TOKEN } from '../runtime/testing/node-process.ts';
+import { TEST_TOKEN } from '../runtime/testing/node-process.ts';
 import { kinds } from '../runtime/testing/test-kinds.ts';
 
 const HIGH_WATER = 8 * 1024 * 1024;
@@ -75,7 +75,9 @@ async function measureAsks(s: Sender, n: number, rate: number): Promise<AskResul
       const due = Math.min(n, Math.floor(((performance.now() - start) * rate) / 1_000));
       for (; sent < due; sent++) {
         const t = performance.now();
-        inFlight.push(s.ask({ op: 'echo', value: sent }).then(() => void latencies.push(performance.now() - t)));
+        inFlight.push(
+          s.ask({ op: 'echo', value: sent }).then(() => void latencies.push(performance.now() - t)),
+        );
       }
       if (sent >= n) {
         clearInterval(tick);
@@ -86,14 +88,20 @@ async function measureAsks(s: Sender, n: number, rate: number): Promise<AskResul
   await Promise.all(inFlight);
   const secs = (performance.now() - start) / 1_000;
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return { p50Ms: at(0.5), p99Ms: at(0.99), achievedPerSec: n / secs };
 }
 
 // ---- raw baseline: a ws server process that decodes and counts, and answers [id] asks -----------------
 
 function rawPeerMain(): void {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  const wss = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    perMessageDeflate: false,
+    maxPayload: 64 * 1024 * 1024,
+  });
   let told = 0;
   wss.on('connection', (ws) => {
     ws.on('message', (data: Buffer) => {
@@ -106,13 +114,41 @@ function rawPeerMain(): void {
     });
   });
   wss.on('listening', () => process.stdout.write(`${(wss.address() as AddressInfo).port}\n`));
+  exitWithParent();
+}
+
+/** Worker side of the actor stack: a worker NodeRuntime (what `dr worker` runs) hosting the test kinds. */
+async function actorPeerMain(headPort: number): Promise<void> {
+  const config = loadClusterConfig({
+    flags: { rank: 1, masterAddr: '127.0.0.1', masterPort: headPort, listenHost: '127.0.0.1' },
+    env: { DR_CLUSTER_TOKEN: TEST_TOKEN },
+  });
+  const worker = new NodeRuntime({
+    config,
+    role: 'worker',
+    kinds,
+    resources: await detectResources({ gpuIds: [] }),
+    logger: silentLogger,
+  });
+  await worker.start();
+  exitWithParent();
+}
+
+function exitWithParent(): void {
   process.stdin.on('end', () => process.exit(0));
   process.stdin.resume();
 }
 
+/** This script again, in a child process, as a peer. */
+function spawnPeer(args: string[]): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+}
+
 async function rawSender(): Promise<Sender> {
-  const peer = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--raw-peer'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const [line] = (await once(peer.stdout, 'data')) as [Buffer];
+  const peer = spawnPeer(['--raw-peer']);
+  const [line] = (await once(peer.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
   const ws = new WebSocket(`ws://127.0.0.1:${Number(line.toString().trim())}/`, { perMessageDeflate: false });
   await once(ws, 'open');
   const waiting = new Map<number, (v: unknown) => void>();
@@ -146,12 +182,28 @@ async function rawSender(): Promise<Sender> {
 
 async function actorSender(): Promise<Sender> {
   const config = loadClusterConfig({
-    flags: { rank: 0, masterAddr: '127.0.0.1', masterPort: 0, listenHost: '127.0.0.1', queueHighWaterBytes: HIGH_WATER },
+    flags: {
+      rank: 0,
+      masterAddr: '127.0.0.1',
+      masterPort: 0,
+      listenHost: '127.0.0.1',
+      queueHighWaterBytes: HIGH_WATER,
+    },
     env: { DR_CLUSTER_TOKEN: TEST_TOKEN },
   });
-  const head = new NodeRuntime({ config, role: 'head', kinds, resources: await detectResources({ gpuIds: [] }), logger: silentLogger });
+  const head = new NodeRuntime({
+    config,
+    role: 'head',
+    kinds,
+    resources: await detectResources({ gpuIds: [] }),
+    logger: silentLogger,
+  });
   await head.start();
-  const worker = await startWorker(head.node.port, 1);
+  const joined = new Promise<void>((resolve) =>
+    head.node.on('member', (e) => e.type === 'joined' && e.member.rank === 1 && resolve()),
+  );
+  const worker = spawnPeer(['--actor-peer', String(head.node.port)]);
+  await joined;
   await head.spawn({ kind: 'echo', name: 'sink', placement: { kind: 'rank', rank: 1 } });
   const link = head.node.linkTo(1);
   return {
@@ -160,7 +212,8 @@ async function actorSender(): Promise<Sender> {
     drained: () => head.whenWritable('sink'),
     ask: (msg) => head.ask('sink', msg, { timeoutMs: 10_000 }),
     close: async () => {
-      await worker.kill('SIGTERM');
+      worker.kill('SIGTERM');
+      await once(worker, 'exit');
       await head.stop();
     },
   };
@@ -179,12 +232,14 @@ async function measureCalls(s: Sender, n: number, window: number): Promise<numbe
   return n / ((performance.now() - t0) / 1_000);
 }
 
-const median = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)] as T;
+const median = <T>(xs: T[], key: (x: T) => number): T =>
+  [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)] as T;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       'raw-peer': { type: 'boolean' },
+      'actor-peer': { type: 'string' },
       small: { type: 'string', default: '200000' },
       large: { type: 'string', default: '40000' },
       asks: { type: 'string', default: '10000' },
@@ -196,7 +251,17 @@ async function main(): Promise<void> {
     rawPeerMain();
     return;
   }
-  const [nSmall, nLarge, nAsks, rate, rounds] = [values.small, values.large, values.asks, values.rate, values.rounds].map(Number) as [number, number, number, number, number];
+  if (values['actor-peer'] !== undefined) {
+    await actorPeerMain(Number(values['actor-peer']));
+    return;
+  }
+  const [nSmall, nLarge, nAsks, rate, rounds] = [
+    values.small,
+    values.large,
+    values.asks,
+    values.rate,
+    values.rounds,
+  ].map(Number) as [number, number, number, number, number];
   const small = { op: 'add', n: 1 };
   const large = { op: 'echo', value: randomBytes(4_096) };
 
@@ -221,11 +286,26 @@ async function main(): Promise<void> {
   }
 
   const pick = (key: 'raw' | 'actor') => ({
-    tellSmall: median(runs[key].map((x) => x.tellSmall), (t) => t.msgsPerSec),
-    tellLarge: median(runs[key].map((x) => x.tellLarge), (t) => t.msgsPerSec),
-    ask: median(runs[key].map((x) => x.ask), (a) => a.p99Ms),
-    callsSync: median(runs[key].map((x) => x.callsSync), (c) => c),
-    callsAsync: median(runs[key].map((x) => x.callsAsync), (c) => c),
+    tellSmall: median(
+      runs[key].map((x) => x.tellSmall),
+      (t) => t.msgsPerSec,
+    ),
+    tellLarge: median(
+      runs[key].map((x) => x.tellLarge),
+      (t) => t.msgsPerSec,
+    ),
+    ask: median(
+      runs[key].map((x) => x.ask),
+      (a) => a.p99Ms,
+    ),
+    callsSync: median(
+      runs[key].map((x) => x.callsSync),
+      (c) => c,
+    ),
+    callsAsync: median(
+      runs[key].map((x) => x.callsAsync),
+      (c) => c,
+    ),
   });
   const raw = pick('raw');
   const actor = pick('actor');
