@@ -1,0 +1,267 @@
+/**
+ * Produces the embedded policy's weights (runtime/model/embedded/): a supervised warm start of the small
+ * Qwen2 (runtime/model/embedded.ts) on expert trajectories from the sandbox world (actors/sandbox).
+ *
+ * The expert, for a single-hop training question whose answer is in a top search snippet: think, call
+ * web_search with the question's key words, read the results, answer with the value from the snippet. The
+ * conversations use the rollout's own system prompt and tool-response format (actors/rollout,
+ * actors/search), rendered with the Qwen2.5 chat template, and the loss covers the assistant turns only.
+ * Everything is seeded and single-threaded in fixed order, so a run reproduces the same weights.
+ *
+ *   npx tsx scripts/train-embedded-policy.ts [--steps 600] [--out runtime/model/embedded] [--eval 40]
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command } from 'commander';
+import * as ort from 'onnxruntime-node';
+import {
+  buildSite,
+  generateQuestions,
+  generateWorld,
+  SearchIndex,
+  type SandboxQuestion,
+} from '../actors/sandbox/index.ts';
+import { initialMessages, type Message } from '../actors/rollout/prompt.ts';
+import { parseTurn } from '../actors/rollout/parser.ts';
+import { formatAndF1 } from '../actors/rollout/reward.ts';
+import { formatSearchResponse } from '../actors/search/search-format.ts';
+import { saveCheckpoint, type Checkpoint } from '../runtime/model/checkpoint.ts';
+import { EMBEDDED_CONFIG, EMBEDDED_DIR, writeEmbeddedTokenizer } from '../runtime/model/embedded.ts';
+import { Policy } from '../runtime/model/policy.ts';
+import { randomCheckpoint } from '../runtime/model/testing.ts';
+import { loadTokenizer, type TextTokenizer } from '../runtime/model/tokenizer.ts';
+import { fusedTrainStepGraph, sequenceFeeds } from '../runtime/model/trainer.ts';
+import { OnnxSession } from '../runtime/onnx/session.ts';
+import { TrainState } from '../runtime/onnx/train-state.ts';
+
+const opts = new Command()
+  .option('--steps <n>', 'optimizer steps', '600')
+  .option('--batch <n>', 'conversations per step', '4')
+  .option('--lr <x>', 'peak learning rate', '3e-3')
+  .option('--out <dir>', 'output folder', EMBEDDED_DIR)
+  .option('--eval <n>', 'held-out (dev) questions to evaluate before and after', '40')
+  .parse()
+  .opts<Record<string, string>>();
+const steps = Number(opts.steps);
+const batchSize = Number(opts.batch);
+const peakLr = Number(opts.lr);
+const out = opts.out!;
+
+/** Fixed date and base URL: the trajectories must not depend on when or where the script runs. */
+const DATE = new Date('2026-01-15T00:00:00Z');
+const BASE_URL = 'http://127.0.0.1:8080';
+const TOP_K = 10;
+const STOP_WORDS = new Set(
+  'a an and are as at be by did do does for from had has have in is it its of on or the to was were what when where which who whom whose why how with in which year name'.split(
+    ' ',
+  ),
+);
+
+const world = generateWorld({ seed: 1, size: 1000 });
+const site = await buildSite(world);
+const index = new SearchIndex(site.indexed);
+
+function keywords(question: string): string {
+  return question
+    .replace(/[?.,!"]/g, ' ')
+    .split(/\s+/)
+    .filter((w) => w.length > 0 && !STOP_WORDS.has(w.toLowerCase()))
+    .join(' ');
+}
+
+function search(query: string): string {
+  const page = index.search(query, TOP_K, 1);
+  return formatSearchResponse({
+    v: 1,
+    type: 'web_search.reply',
+    results: [
+      {
+        query,
+        cached: false,
+        hits: page.hits.map((h) => ({ title: h.title, url: BASE_URL + h.path, snippet: h.snippet })),
+      },
+    ],
+  });
+}
+
+function searchCall(query: string): string {
+  return `<tool_call>${JSON.stringify({ name: 'web_search', arguments: { query: [query] } })}</tool_call>`;
+}
+
+/** The expert conversation, or null when the answer is not in the top three snippets. */
+function expert(q: SandboxQuestion): Message[] | null {
+  const query = keywords(q.question);
+  const response = search(query);
+  const answer = q.answers[0]!;
+  const top = response.split('\n\n').slice(0, 3).join('\n\n');
+  if (!top.toLowerCase().includes(answer.toLowerCase())) return null;
+  return [
+    ...initialMessages(q.question, DATE),
+    {
+      role: 'assistant',
+      content: `<think>I need to look this up. I will search for the key words of the question.</think>\n${searchCall(query)}`,
+    },
+    { role: 'tool', content: response },
+    {
+      role: 'assistant',
+      content: `<think>The search results say: ${answer}.</think>\n<answer>${answer}</answer>`,
+    },
+  ];
+}
+
+interface Example {
+  ids: number[];
+  mask: number[];
+}
+
+/** Token ids of the rendered conversation and a mask over the assistant turns (through <|im_end|>). */
+function encode(tokenizer: TextTokenizer, messages: Message[]): Example | null {
+  const ids = tokenizer.encode(tokenizer.renderChat(messages));
+  const mask = new Array<number>(ids.length).fill(0);
+  for (let i = 0; i < messages.length; i++) {
+    if (messages[i]!.role !== 'assistant') continue;
+    const start = tokenizer.encode(
+      tokenizer.renderChat(messages.slice(0, i), { addGenerationPrompt: true }),
+    ).length;
+    const end = tokenizer.encode(tokenizer.renderChat(messages.slice(0, i + 1))).length - 1; // drop the final "\n"
+    if (ids.slice(0, end).some((id, k) => k < end && id !== ids[k])) return null;
+    for (let k = start; k < end; k++) mask[k] = 1;
+  }
+  return { ids, mask };
+}
+
+const tokenizer = await (async () => {
+  await writeEmbeddedTokenizer(out);
+  return loadTokenizer(out);
+})();
+const all = generateQuestions(world).filter((q) => q.hops.length === 1);
+const train: Example[] = [];
+for (const q of all.filter((x) => x.split === 'train')) {
+  const conversation = expert(q);
+  const ex = conversation && encode(tokenizer, conversation);
+  if (ex) train.push(ex);
+}
+const dev = all.filter((q) => q.split === 'dev' && expert(q) !== null).slice(0, Number(opts.eval));
+console.log(`expert trajectories: ${train.length} train; ${dev.length} dev questions for evaluation`);
+
+/** Greedy two-turn rollouts on dev questions: share of well-formed trajectories and mean F1 reward. */
+async function evaluate(checkpoint: Checkpoint): Promise<{ formatOk: number; f1: number }> {
+  const policy = await Policy.fromCheckpoint(checkpoint, tokenizer, { intraOpThreads: 1 });
+  try {
+    const convs = dev.map((q) => initialMessages(q.question, DATE));
+    const solutions = dev.map(() => '');
+    for (let turn = 0; turn < 2; turn++) {
+      const prompts = convs.map((m) =>
+        tokenizer.encode(tokenizer.renderChat(m, { addGenerationPrompt: true })),
+      );
+      const outs = await policy.generate(prompts, {
+        maxNewTokens: 64,
+        temperature: 0,
+        stop: ['</tool_call>', '</answer>'],
+      });
+      outs.forEach((o, i) => {
+        solutions[i] += o.text;
+        convs[i]!.push({ role: 'assistant', content: o.text });
+        const parsed = parseTurn(o.text);
+        if (parsed.kind === 'tool_call' && parsed.call.name === 'web_search') {
+          convs[i]!.push({ role: 'tool', content: search(parsed.call.arguments.query.join(' ')) });
+        }
+      });
+    }
+    const scores = dev.map((q, i) => formatAndF1(solutions[i]!, q.answers.join('<|answer_split|>')));
+    return {
+      formatOk: scores.filter((s) => s >= 0).length / scores.length,
+      f1: scores.reduce((a, s) => a + Math.max(0, s), 0) / scores.length,
+    };
+  } finally {
+    await policy.release();
+  }
+}
+
+const init = randomCheckpoint(EMBEDDED_CONFIG, 2026, 0.05);
+const before = await evaluate(init);
+console.log('before training:', JSON.stringify(before));
+
+const session = await OnnxSession.create(
+  fusedTrainStepGraph(EMBEDDED_CONFIG, 'sft', { weightDecay: 0.01, maxGradNorm: 1 }),
+  {
+    intraOpThreads: 1,
+  },
+);
+const state = new TrainState(
+  Object.fromEntries([...init.weights].map(([n, w]) => [n, { dims: w.shape, data: w.data }])),
+);
+// A fixed shuffle: examples sorted into length buckets so a batch pads little, buckets visited in seeded order.
+let seed = 7;
+const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+const order = train.map((_, i) => i).sort((a, b) => train[a]!.ids.length - train[b]!.ids.length);
+const batches: number[][] = [];
+for (let i = 0; i + batchSize <= order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
+const t0 = performance.now();
+let tokens = 0;
+for (let step = 0; step < steps; step++) {
+  const batch = batches[Math.floor(rand() * batches.length)]!.map((i) => train[i]!);
+  const cols = Math.max(...batch.map((e) => e.ids.length));
+  const ids = new Int32Array(batch.length * cols);
+  const attention = new Float32Array(batch.length * cols);
+  const mask = new Float32Array(batch.length * cols);
+  batch.forEach((e, r) => {
+    e.ids.forEach((id, t) => {
+      ids[r * cols + t] = id;
+      attention[r * cols + t] = 1;
+      mask[r * cols + t] = e.mask[t]!;
+    });
+  });
+  const denominator = mask.reduce((a, b) => a + b, 0);
+  const lr =
+    peakLr * Math.min(1, (step + 1) / 30) * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)));
+  const r = await state.run(
+    session,
+    {
+      ...sequenceFeeds({ rows: batch.length, cols, inputIds: ids, attention }),
+      loss_mask: new ort.Tensor('float32', mask, [batch.length, cols]),
+      denominator: new ort.Tensor('float32', Float32Array.of(denominator), []),
+    },
+    lr,
+  );
+  tokens += batch.length * cols;
+  if (step % 25 === 0 || step === steps - 1) {
+    const s = (performance.now() - t0) / 1000;
+    console.log(
+      `step ${step} loss ${r.loss.toFixed(4)} grad_norm ${r.gradNorm.toFixed(3)} lr ${lr.toExponential(2)} ${(tokens / s).toFixed(0)} tok/s`,
+    );
+  }
+}
+const seconds = (performance.now() - t0) / 1000;
+await session.release();
+
+const trained: Checkpoint = {
+  config: EMBEDDED_CONFIG,
+  weights: new Map(
+    [...init.weights].map(([n, w]) => [n, { shape: w.shape, data: Float32Array.from(state.param(n)) }]),
+  ),
+};
+const after = await evaluate(trained);
+console.log('after training:', JSON.stringify(after));
+await saveCheckpoint(out, trained, {
+  metadata: { producer: 'scripts/train-embedded-policy.ts', steps: String(steps) },
+});
+await writeFile(
+  path.join(out, 'training.json'),
+  JSON.stringify(
+    {
+      steps,
+      batch: batchSize,
+      peakLr,
+      trainTrajectories: train.length,
+      trainSeconds: Math.round(seconds),
+      trainTokens: tokens,
+      devQuestions: dev.length,
+      before,
+      after,
+    },
+    null,
+    1,
+  ) + '\n',
+);
+console.log(`wrote ${out}`);
