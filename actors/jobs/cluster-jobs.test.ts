@@ -1,12 +1,14 @@
 /**
- * Jobs on a real cluster: a head and two workers as separate `dr` processes on loopback, the CLI as a
- * process, a local OpenAI-compatible server as the policy and judge, and sandbox-backed tool actors.
+ * Jobs on a real cluster: a head and two workers as separate `dr` processes on loopback running the
+ * project's actor kinds, the CLI as a process, the real SearchActor (Serper protocol) and BrowseActor
+ * (extractive reader) over the sandbox web's HTTP server, and a local OpenAI-compatible server as the policy.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { generateWorld, startSandboxServer, type SandboxServer } from '../sandbox/index.ts';
 import { connectClient, type ClusterClient } from '../../runtime/client.ts';
 import {
   runDr,
@@ -25,19 +27,32 @@ import { loadDataset, type DatasetRow } from './datasets.ts';
 import { ensureJobManager, JobsClient } from './jobs-client.ts';
 import type { JobRecord } from './protocol.ts';
 
-const KINDS = fileURLToPath(new URL('./testing/sandbox-tool-kinds.ts', import.meta.url));
+const KINDS = fileURLToPath(new URL('../kinds.ts', import.meta.url));
 const DATA = 'sandbox:test:7:400';
 
 let rows: DatasetRow[];
+let sandbox: SandboxServer;
 beforeAll(async () => {
   rows = await loadDataset(DATA);
+  sandbox = await startSandboxServer({ world: generateWorld({ seed: 7, size: 400 }) });
+  // Inherited by the node processes: the SearchActor reads its Serper key from the environment.
+  process.env.DR_TEST_SANDBOX_KEY = sandbox.apiKey;
+});
+afterAll(async () => {
+  await sandbox.close();
 });
 
+/** Searches the question, reads the first result, then answers with the ground truth. */
 function scriptedPolicy(req: ScriptedRequest): string {
   const messages = req.messages ?? [];
   const question = messages.find((m) => m.role === 'user')?.content ?? '';
-  if (!messages.some((m) => m.content.startsWith('<tool_response>'))) {
+  const observations = messages.filter((m) => m.content.startsWith('<tool_response>'));
+  if (observations.length === 0) {
     return `<think>search</think>\n<tool_call>\n${JSON.stringify({ name: 'web_search', arguments: { query: [question] } })}\n</tool_call>`;
+  }
+  const url = /^URL: (\S+)/m.exec(observations[0]?.content ?? '')?.[1];
+  if (observations.length === 1 && url !== undefined) {
+    return `<think>read it</think>\n<tool_call>\n${JSON.stringify({ name: 'browse_webpage', arguments: { url_list: [url] } })}\n</tool_call>`;
   }
   const truth = rows.find((r) => r.question === question)?.groundTruth ?? '';
   return `<think>found</think>\n<answer>${truth.split('<|answer_split|>')[0] ?? ''}</answer>`;
@@ -70,8 +85,21 @@ describe('jobs on a real cluster', () => {
 
   /** The job manager (journal in the test's temp dir) and the tool actors, as a head would have them. */
   const bootActors = async (c: ClusterClient): Promise<void> => {
-    for (const kind of ['search', 'browse']) {
-      await c.spawn({ kind, name: `${kind}/0`, placement: { kind: 'rank', rank: 0 } }).catch(() => undefined);
+    const tools = [
+      {
+        kind: 'search',
+        args: {
+          shard: 0,
+          backend: { kind: 'serper', baseUrl: sandbox.url, apiKeyEnv: 'DR_TEST_SANDBOX_KEY' },
+          cacheDir: ':memory:',
+        },
+      },
+      { kind: 'browse', args: { allowHosts: ['127.0.0.1'] } },
+    ];
+    for (const { kind, args } of tools) {
+      await c
+        .spawn({ kind, name: `${kind}/0`, args, placement: { kind: 'rank', rank: 0 } })
+        .catch(() => undefined);
     }
     await ensureJobManager(c, {
       dataDir: join(dir, 'jobs'),
@@ -143,6 +171,9 @@ describe('jobs on a real cluster', () => {
     const entries = JSON.parse(await readFile(rollout, 'utf8')) as Array<{ f1: number; idx: number }>;
     expect(entries.map((e) => e.idx)).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
     expect(entries.every((e) => e.f1 === 1)).toBe(true);
+    const first = entries[0] as unknown as { message_str: string };
+    expect(first.message_str).toContain('"browse_webpage"');
+    expect(first.message_str).toMatch(/<tool_response>\nFrom /);
     const listed = await runDr(['jobs', '--head', `127.0.0.1:${port}`]);
     expect(listed.stdout).toMatch(/evaluate\s+succeeded\s+8\/8/);
   });

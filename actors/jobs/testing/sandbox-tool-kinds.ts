@@ -1,12 +1,11 @@
 /**
- * Actor kinds for the jobs' cluster tests (`--kinds actors/jobs/testing/sandbox-tool-kinds.ts`): every real
- * kind, plus `search` and `browse` kinds that speak the SearchActor/BrowseActor protocols (v1) straight
- * over the sandbox world's BM25 index and pages, in-process, so a whole evaluate job runs offline on real
- * node processes. The world is seed 7, size 400 (the `sandbox:<split>:7:400` questions).
+ * `search` and `browse` actor kinds for the job manager's in-process tests: they speak the
+ * SearchActor/BrowseActor protocols (v1) straight over the sandbox world's BM25 index and page texts, with no
+ * HTTP, so a job's logic is tested fast; the cluster tests use the real tool actors over the sandbox server.
+ * The world is seed 7, size 400 (the `sandbox:<split>:7:400` questions).
  */
-import type { Actor, ActorFactory, ActorKinds } from '../../../runtime/actor.ts';
+import type { Actor, ActorFactory } from '../../../runtime/actor.ts';
 import type { BrowseReply, BrowseRequest } from '../../browse/protocol.ts';
-import { kinds as realKinds } from '../../kinds.ts';
 import { SearchIndex } from '../../sandbox/search-index.ts';
 import { buildSite, type Site } from '../../sandbox/site.ts';
 import { generateWorld } from '../../sandbox/world.ts';
@@ -78,9 +77,3 @@ export const sandboxBrowse: ActorFactory = async (): Promise<Actor> => {
     },
   };
 };
-
-export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
-  ...realKinds,
-  ['search', sandboxSearch],
-  ['browse', sandboxBrowse],
-]);
