@@ -396,7 +396,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
 
   private refuse(link: Link, code: string, message: string): void {
     trySend(link, control(this.rank, 'refused', { code, message }));
-    const t = setTimeout(() => link.close(4003, code), 50);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      link.close(4003, code);
+    }, 50);
     this.timers.add(t);
   }
 

@@ -77,6 +77,29 @@ describe.sequential('a head and three workers on loopback', () => {
     expect(await waitFor(async () => ((await client.ask('b', { op: 'get' })) === 8 ? 8 : undefined))).toBe(8);
   });
 
+  it('restarts a remote actor that throws under the same name and reports the restart in status', async () => {
+    await client.spawn({
+      kind: 'echo',
+      name: 'fragile',
+      placement: { kind: 'rank', rank: 2 },
+      supervision: { backoffInitialMs: 10 },
+    });
+    await client.ask('fragile', { op: 'add', n: 4 });
+    await expect(client.ask('a', { op: 'relay', to: 'fragile', msg: { op: 'boom' } })).rejects.toMatchObject({
+      code: 'ACTOR_FAILED',
+      message: 'boom requested',
+    });
+    expect(await client.ask('fragile', { op: 'get' })).toBe(0);
+    const entry = await waitFor(async () =>
+      (await client.status()).actors.find((x) => x.name === 'fragile' && x.restarts === 1),
+    );
+    expect(entry).toMatchObject({ node: 2, state: 'running' });
+    const failure = await workers
+      .get(2)
+      ?.waitForLog((l) => l.msg === 'actor failed while handling a message');
+    expect(failure).toMatchObject({ rank: 2, actor: 'fragile', failingMessage: '{"op":"boom"}' });
+  });
+
   it('fails an ask to an unknown actor, a stopped actor, and a hung actor within its timeout', async () => {
     await expect(client.ask('ghost', { op: 'where' })).rejects.toSatisfy((e) =>
       isDrError(e, 'ACTOR_NOT_FOUND'),

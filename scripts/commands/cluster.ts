@@ -92,7 +92,13 @@ export function register(program: Command): void {
       '--token-file <path>',
       'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)',
     )
-    .action(async (flags: { json?: boolean; head?: string; tokenFile?: string }) => {
+    .option('--watch', "refresh a terminal view until Ctrl-C (the monitor's `dr watch`)")
+    .action(async (flags: { json?: boolean; head?: string; tokenFile?: string; watch?: boolean }) => {
+      if (flags.watch === true) {
+        const { runWatch } = await import('./monitor.ts');
+        await runWatch({ interval: 2 });
+        return;
+      }
       const status = await withClient(flags, (c) => c.status());
       process.stdout.write(flags.json === true ? `${JSON.stringify(status)}\n` : formatStatus(status));
     });
