@@ -169,13 +169,18 @@ export class Qwen2Generator {
         mask[b * len + t] = 1n;
       });
     });
-    const out = await this.forward.run({
-      input_ids: new ort.Tensor('int64', ids, [batch, len]),
-      position_ids: new ort.Tensor('int64', positions, [batch, len]),
-      attention_mask: new ort.Tensor('int64', mask, [batch, len]),
-    });
-    const logits = out.logits!;
-    return { data: logits.data as Float32Array, dims: logits.dims };
+    // Written straight into this buffer by onnxruntime: no second copy of the largest output.
+    const dims = [batch, len, this.config.vocabSize];
+    const logits = new ort.Tensor('float32', new Float32Array(batch * len * this.config.vocabSize), dims);
+    await this.forward.run(
+      {
+        input_ids: new ort.Tensor('int64', ids, [batch, len]),
+        position_ids: new ort.Tensor('int64', positions, [batch, len]),
+        attention_mask: new ort.Tensor('int64', mask, [batch, len]),
+      },
+      { logits },
+    );
+    return { data: logits.data as Float32Array, dims };
   }
 
   async generate(
