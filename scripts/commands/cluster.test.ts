@@ -1,7 +1,8 @@
 /** Start-up failures of `dr` nodes: each stops the process with a message naming the setting and the fix. */
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDr } from '../../runtime/testing/node-process.ts';
+import { connectClient } from '../../runtime/client.ts';
+import { runDr, startDr, TEST_KINDS, TEST_TOKEN } from '../../runtime/testing/node-process.ts';
 
 let busy: Server;
 let busyPort: number;
@@ -58,5 +59,35 @@ describe('dr node start-up errors', () => {
     });
     expect(out.code).toBe(2);
     expect(out.stderr).toMatch(/token.*DR_CLUSTER_TOKEN.*\.dr-token/);
+  });
+});
+
+describe('dr start', () => {
+  it('runs the head for PET_NODE_RANK=0 and a worker that joins it otherwise', async () => {
+    const common = ['--listen-host', '127.0.0.1', '--kinds', TEST_KINDS];
+    const head = startDr(['start', ...common], { PET_NODE_RANK: '0', PET_MASTER_PORT: '0', PET_NNODES: '2' });
+    const worker = { kill: async () => null as number | null };
+    try {
+      const port = Number((await head.waitForLog((l) => l.msg === 'node ready')).port);
+      const w = startDr(['start', ...common], {
+        PET_NODE_RANK: '1',
+        PET_MASTER_ADDR: '127.0.0.1',
+        PET_MASTER_PORT: String(port),
+        PET_NNODES: '2',
+      });
+      worker.kill = () => w.kill('SIGKILL');
+      await w.waitForLog((l) => l.msg === 'node ready');
+      const client = await connectClient({ head: `127.0.0.1:${port}`, token: TEST_TOKEN });
+      const status = await client.status();
+      await client.close();
+      expect(status.nnodes).toBe(2);
+      expect(status.nodes.map((n) => [n.rank, n.state])).toEqual([
+        [0, 'alive'],
+        [1, 'alive'],
+      ]);
+    } finally {
+      await worker.kill();
+      await head.kill('SIGKILL');
+    }
   });
 });
