@@ -31,6 +31,9 @@ export class DocumentStore {
   private readonly loading = new Map<string, Promise<StoredDocument>>();
   private readonly fetchSlots: Semaphore;
   private readonly pageChars: number;
+  /** Extractions run one at a time, each after a full turn of the event loop: a burst of pages arriving
+   * together must not hold the loop for seconds (heartbeats, acks and other actors wait on it). */
+  private cpuTurn: Promise<unknown> = Promise.resolve();
   readonly counters = { fetches: 0, cacheHits: 0 };
 
   constructor(private readonly options: DocumentStoreOptions) {
@@ -67,6 +70,12 @@ export class DocumentStore {
       .finally(() => this.loading.delete(url));
     this.loading.set(url, load);
     return load;
+  }
+
+  private onCpuTurn<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.cpuTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(work);
+    this.cpuTurn = run.catch(() => undefined);
+    return run;
   }
 
   close(): void {
