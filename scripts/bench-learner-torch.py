@@ -2,7 +2,8 @@
 model.safetensors), the same micro-batch and the same GRPO step as the LearnerActor — old and reference
 log-probabilities without grad, verl's PPO-clip + k3 KL token-mean loss, backward, clip_grad_norm_, AdamW —
 timed over --steps steps after one warm-up step. Pure torch (no transformers), so it runs wherever
-python3-torch does. Prints one JSON line: {"tokensPerSecond", "firstLoss", "device", "threads"}.
+python3-torch does. Debian's python3-torch calls whatever libblas.so.3 resolves to (the generic reference
+BLAS by default): point LD_LIBRARY_PATH at OpenBLAS for a fair CPU baseline (see actors/learner/README.md). Prints one JSON line: {"tokensPerSecond", "firstLoss", "device", "threads"}.
 """
 import argparse
 import json
@@ -144,7 +145,18 @@ def main():
     for _ in range(args.steps):
         step()
     secs = time.perf_counter() - t0
-    print(json.dumps({"tokensPerSecond": tokens * args.steps / secs, "firstLoss": first, "device": str(dev), "threads": torch.get_num_threads()}))
+    print(json.dumps({"tokensPerSecond": tokens * args.steps / secs, "firstLoss": first, "device": str(dev),
+                      "threads": torch.get_num_threads(), "blas": blas_library()}))
+
+
+def blas_library():
+    """The BLAS shared library this process loaded (Debian's torch uses whatever libblas.so.3 resolves to)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "blas" in line.lower() and ".so" in line}
+        return sorted(libs)[0].rsplit("/", 2)[-2] + "/" + sorted(libs)[0].rsplit("/", 1)[-1] if libs else "builtin"
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

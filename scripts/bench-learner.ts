@@ -172,9 +172,10 @@ async function trainStep(dir: string, config: ReturnType<typeof tinyConfig>): Pr
     firstLoss: number;
     device: string;
     threads: number;
+    blas: string;
   };
   console.log(
-    `  PyTorch ${t.device} (${t.threads} threads): ${t.tokensPerSecond.toFixed(0)} tokens/s   first loss ${t.firstLoss.toExponential(6)}`,
+    `  PyTorch ${t.device} (${t.threads} threads, BLAS ${t.blas}): ${t.tokensPerSecond.toFixed(0)} tokens/s   first loss ${t.firstLoss.toExponential(6)}`,
   );
   console.log(`  ratio ours / PyTorch: ${(ours / t.tokensPerSecond).toFixed(2)}x`);
 }
