@@ -98,6 +98,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   private reconnectAttempt = 0;
   private firstDialAt = 0;
   private everJoined = false;
+  /** The current head link has been welcomed (a link still dialling or saying hello carries nothing else). */
+  private headReady = false;
   private timers = new Set<NodeJS.Timeout>();
   private heartbeat: NodeJS.Timeout | undefined;
   private detector: NodeJS.Timeout | undefined;
@@ -160,7 +162,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       throw nodeDown(rank, this.members.get(rank)?.state);
     }
     if (rank === 0) {
-      if (this.headLink?.isOpen === true && this.everJoined) return this.headLink;
+      if (this.headLink?.isOpen === true && this.headReady) return this.headLink;
       throw nodeDown(0, 'unreachable');
     }
     const existing = this.links.get(rank);
@@ -527,6 +529,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     link.on('close', () => {
       clearInterval(this.heartbeat);
       this.heartbeat = undefined;
+      if (this.headLink === link) this.headReady = false;
       this.emit('linkClosed', link);
       if (this.headLink === link) this.scheduleReconnect();
     });
@@ -541,6 +544,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         this.headIncarnation = headIncarnation;
         this.reconnectAttempt = 0;
         this.everJoined = true;
+        this.headReady = true;
         this.lastAck = Date.now();
         this.applyTable(p?.members);
         clearInterval(this.heartbeat);
