@@ -124,11 +124,14 @@ export class Qwen2Generator {
     readonly config: Qwen2Config,
     private readonly prefill: OnnxSession,
     private readonly decode: OnnxSession,
-    private readonly forward: OnnxSession,
+    /** Built on the first `logits` call: generation alone never needs it. */
+    private readonly buildForwardSession: () => Promise<OnnxSession>,
     private readonly padTokenId: number,
   ) {}
 
-  /** Builds prefill, decode and full-forward sessions with the checkpoint's weights baked in. */
+  #forward: Promise<OnnxSession> | null = null;
+
+  /** Builds the prefill and decode sessions with the checkpoint's weights baked in. */
   static async create(
     checkpoint: Checkpoint,
     options: SessionConfig & { padTokenId?: number } = {},
@@ -139,16 +142,15 @@ export class Qwen2Generator {
       body(g);
       return OnnxSession.create(g, options);
     };
-    const [prefill, decode, forward] = await Promise.all([
+    const [prefill, decode] = await Promise.all([
       build('qwen2_prefill', (g) => buildPrefill(g, config, weightsAsInitializers(g, weights))),
       build('qwen2_decode', (g) => buildDecode(g, config, weightsAsInitializers(g, weights))),
-      build('qwen2_forward', (g) => buildForward(g, config, weightsAsInitializers(g, weights))),
     ]);
     return new Qwen2Generator(
       config,
       prefill,
       decode,
-      forward,
+      () => build('qwen2_forward', (g) => buildForward(g, config, weightsAsInitializers(g, weights))),
       options.padTokenId ?? config.eosTokenIds[0] ?? 0,
     );
   }
@@ -172,7 +174,10 @@ export class Qwen2Generator {
     // Written straight into this buffer by onnxruntime: no second copy of the largest output.
     const dims = [batch, len, this.config.vocabSize];
     const logits = new ort.Tensor('float32', new Float32Array(batch * len * this.config.vocabSize), dims);
-    await this.forward.run(
+    this.#forward ??= this.buildForwardSession();
+    await (
+      await this.#forward
+    ).run(
       {
         input_ids: new ort.Tensor('int64', ids, [batch, len]),
         position_ids: new ort.Tensor('int64', positions, [batch, len]),
@@ -314,7 +319,9 @@ export class Qwen2Generator {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.prefill.release(), this.decode.release(), this.forward.release()]);
+    const forward = this.#forward;
+    this.#forward = null;
+    await Promise.all([this.prefill.release(), this.decode.release(), forward?.then((f) => f.release())]);
   }
 }
 
