@@ -6,7 +6,9 @@
  * web_search with the question's key words, read the results, answer with the value from the snippet. The
  * conversations use the rollout's own system prompt and tool-response format (actors/rollout,
  * actors/search), rendered with the Qwen2.5 chat template, and the loss covers the assistant turns only.
- * Everything is seeded and single-threaded in fixed order, so a run reproduces the same weights.
+ * Everything is seeded and runs in a fixed order on a fixed thread count, so a run reproduces the same
+ * weights. Tool responses carry the top 5 results (the rollout default is 10) to keep sequences short
+ * enough to train on 2 CPU cores.
  *
  *   npx tsx scripts/train-embedded-policy.ts [--steps 600] [--out runtime/model/embedded] [--eval 40]
  */
@@ -40,17 +42,19 @@ const opts = new Command()
   .option('--lr <x>', 'peak learning rate', '3e-3')
   .option('--out <dir>', 'output folder', EMBEDDED_DIR)
   .option('--eval <n>', 'held-out (dev) questions to evaluate before and after', '40')
+  .option('--threads <n>', 'onnxruntime threads (results are reproducible for a given count)', '2')
   .parse()
   .opts<Record<string, string>>();
 const steps = Number(opts.steps);
 const batchSize = Number(opts.batch);
 const peakLr = Number(opts.lr);
 const out = opts.out!;
+const threads = Number(opts.threads);
 
 /** Fixed date and base URL: the trajectories must not depend on when or where the script runs. */
 const DATE = new Date('2026-01-15T00:00:00Z');
 const BASE_URL = 'http://127.0.0.1:8080';
-const TOP_K = 10;
+const TOP_K = 5;
 const STOP_WORDS = new Set(
   'a an and are as at be by did do does for from had has have in is it its of on or the to was were what when where which who whom whose why how with in which year name'.split(
     ' ',
@@ -146,7 +150,7 @@ console.log(`expert trajectories: ${train.length} train; ${dev.length} dev quest
 
 /** Greedy two-turn rollouts on dev questions: share of well-formed trajectories and mean F1 reward. */
 async function evaluate(checkpoint: Checkpoint): Promise<{ formatOk: number; f1: number }> {
-  const policy = await Policy.fromCheckpoint(checkpoint, tokenizer, { intraOpThreads: 1 });
+  const policy = await Policy.fromCheckpoint(checkpoint, tokenizer, { intraOpThreads: threads });
   try {
     const convs = dev.map((q) => initialMessages(q.question, DATE));
     const solutions = dev.map(() => '');
@@ -185,7 +189,7 @@ console.log('before training:', JSON.stringify(before));
 const session = await OnnxSession.create(
   fusedTrainStepGraph(EMBEDDED_CONFIG, 'sft', { weightDecay: 0.01, maxGradNorm: 1 }),
   {
-    intraOpThreads: 1,
+    intraOpThreads: threads,
   },
 );
 const state = new TrainState(
