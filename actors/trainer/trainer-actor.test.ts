@@ -6,7 +6,9 @@ import type { ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
 import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
 import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
-import { kinds } from '../jobs/testing/sandbox-tool-kinds.ts';
+import type { ActorFactory } from '../../runtime/actor.ts';
+import { kinds as realKinds } from '../kinds.ts';
+import { sandboxBrowse, sandboxSearch } from '../jobs/testing/sandbox-tool-kinds.ts';
 import type { TrainEvent } from './metrics.ts';
 import type { TrainerStatus } from './protocol.ts';
 
@@ -29,6 +31,12 @@ beforeAll(async () => {
     eos_token_id: 151645,
   });
   await saveCheckpoint(join(dir, 'model'), randomCheckpoint(config, 3, 0.02));
+  // Every real kind, with search and browse answering from the sandbox world in-process.
+  const kinds = new Map<string, ActorFactory<never>>([
+    ...realKinds,
+    ['search', sandboxSearch],
+    ['browse', sandboxBrowse],
+  ]);
   system = createActorSystem({ kinds });
   for (const kind of ['search', 'browse']) await system.spawn({ kind, name: `${kind}/0` });
 });

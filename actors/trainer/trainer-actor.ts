@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { checkpointDirOf, outputDirOf, parseTrainConfig, type TrainConfig } from '../../config/train.ts';
 import type { Actor, ActorContext, ActorFactory } from '../../runtime/actor.ts';
+import { EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
 import { loadDataset } from '../jobs/datasets.ts';
 import { LearnerGroup } from '../learner/learner-group.ts';
 import { ParamsClient } from '../params/params-client.ts';
@@ -212,15 +213,7 @@ async function questionsOf(spec: string): Promise<Question[]> {
 function policyDir(cfg: TrainConfig): string {
   const p = cfg.policy;
   if (p.kind === 'qwen2') return p.dir;
-  if (p.kind === 'embedded') {
-    if (p.dir === undefined) {
-      throw new DrError(
-        'TRAIN_BAD_CONFIG',
-        'policy "embedded" needs policy.dir: the folder with the embedded checkpoint (config.json, model.safetensors)',
-      );
-    }
-    return p.dir;
-  }
+  if (p.kind === 'embedded') return p.dir ?? EMBEDDED_DIR;
   throw new DrError(
     'TRAIN_BAD_CONFIG',
     'policy "bigram" only trains the toy task of the trainer tests; use "embedded" or "qwen2" for research agents',
