@@ -202,7 +202,8 @@ export async function startOpenAITestServer(options: TestServerOptions): Promise
   });
   // Longer than clients keep idle sockets, so a client never reuses a socket the server is closing.
   server.keepAliveTimeout = 65_000;
-  server.listen(0, '127.0.0.1');
+  // A deep accept queue: thousands of rollouts connect at once, and a dropped SYN costs seconds of retransmit.
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 8192 });
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   return {
