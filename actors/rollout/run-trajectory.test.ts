@@ -136,6 +136,24 @@ describe('runTrajectory', () => {
     expect(t.turns).toHaveLength(1);
   });
 
+  it('ends a turn cut by the token limit as length, scored -1', async () => {
+    server = await startOpenAITestServer({
+      reply: () => `<think>${'very long reasoning '.repeat(40)}</think><answer>x</answer>`,
+    });
+    const t = await runTrajectory(
+      { questionId: 'q', question: 'Q?', groundTruth: 'x' },
+      0,
+      { ...settings, maxTokensPerTurn: 64 },
+      {
+        policy: new ChatPolicy({ baseURL: server.baseURL, model: 'p' }),
+        tools: new RecordingTools(),
+      },
+    );
+    expect(t.end).toEqual({ reason: 'length', detail: 'unbalanced_tags' });
+    expect(t.turns[0]?.finishReason).toBe('length');
+    expect(t.scores).toEqual({ f1: -1, em: -1 });
+  });
+
   it('stops after maxTurns without an answer', async () => {
     server = await startOpenAITestServer({ reply: () => SEARCH });
     const t = await runTrajectory(
