@@ -33,6 +33,7 @@ export async function buildPolicy(config: PolicyConfig): Promise<BuiltPolicy> {
     ...(key === undefined ? {} : { apiKey: key }),
     ...(config.timeoutMs === undefined ? {} : { timeoutMs: config.timeoutMs }),
     ...(config.maxRetries === undefined ? {} : { maxRetries: config.maxRetries }),
+    weightVersion: () => config.weightVersion ?? 0,
   };
   if (config.kind === 'chat') {
     return {

@@ -19,6 +19,8 @@ export interface PolicyConfig {
   tools?: 'text' | 'native';
   timeoutMs?: number;
   maxRetries?: number;
+  /** Version of the weights the endpoint serves (set by the trainer when it publishes), recorded per turn. */
+  weightVersion?: number;
 }
 
 export interface RolloutSettingsWire {
@@ -112,6 +114,7 @@ const policyConfigSchema = z.object({
   tools: z.enum(['text', 'native']).optional(),
   timeoutMs: z.number().int().positive().optional(),
   maxRetries: z.number().int().min(0).max(20).optional(),
+  weightVersion: z.number().int().min(0).optional(),
 });
 
 export const rolloutSettingsSchema = z.object({

@@ -131,12 +131,19 @@ describe('RolloutActor', () => {
     await system.spawn({ kind: 'collector', name: 'collector' });
     await system.spawn({ kind: 'rollout', name: 'rollout/0', args: { maxConcurrent: 3 } });
 
-    const reply = await system.ask('rollout/0', start(2, 4));
+    const policyConfig = {
+      kind: 'chat' as const,
+      baseURL: server.baseURL,
+      model: 'policy',
+      weightVersion: 7,
+    };
+    const reply = await system.ask('rollout/0', start(2, 4, { policy: policyConfig }));
     expect(reply).toEqual({ v: 1, type: 'rollout.start.reply', accepted: 8 });
     await waitFor(() => received.length === 8);
     const done = received as RolloutDone[];
     expect(new Set(done.map((d) => d.trajectory.id)).size).toBe(8);
     expect(done.every((d) => d.trajectory.scores?.f1 === 1 && d.worker === 'rollout/0')).toBe(true);
+    expect(done.every((d) => d.trajectory.weightVersion === 7)).toBe(true);
     // Each trajectory browses with its own memory key and the query that found the page.
     expect(new Set(browsed.map((b) => b.trajectoryId)).size).toBe(8);
     expect(browsed.every((b) => b.subQuestion === 'tallest tower')).toBe(true);
