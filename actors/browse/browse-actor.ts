@@ -39,6 +39,7 @@ export const browseActorArgsSchema = z.object({
       apiKeyEnv: z.string().min(1).optional(),
       maxPages: z.number().int().min(1).optional(),
       timeoutMs: z.number().int().positive().optional(),
+      maxConcurrent: z.number().int().min(1).optional(),
     })
     .optional(),
   pageChars: z.number().int().min(100).default(DEFAULT_PAGE_CHARS),
@@ -119,6 +120,7 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
           ...(readerKey === undefined ? {} : { apiKey: readerKey }),
           ...(args.reader.maxPages === undefined ? {} : { maxPages: args.reader.maxPages }),
           ...(args.reader.timeoutMs === undefined ? {} : { timeoutMs: args.reader.timeoutMs }),
+          ...(args.reader.maxConcurrent === undefined ? {} : { maxConcurrent: args.reader.maxConcurrent }),
         });
   const documents = acquireStore(args);
   const service = new BrowseService({

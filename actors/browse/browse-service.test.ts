@@ -160,6 +160,29 @@ describe('BrowseService with a reading model', () => {
     expect(reply.results[0]).toMatchObject({ status: 'ok', information: 'Length: 1,234 m', pagesRead: 1 });
   });
 
+  it('keeps at most the configured number of completions in flight', async () => {
+    let active = 0;
+    let peak = 0;
+    llm = await startOpenAITestServer({
+      reply: async () => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        active--;
+        return JSON.stringify({ new_information: '', read_next_page: false });
+      },
+    });
+    const reader = new LlmReader({ baseUrl: llm.baseURL, model: 'reader-test', maxConcurrent: 2 });
+    const browse = service({ reader });
+    const urls = ['/article', '/notes.txt', '/gzip', '/long', '/report.pdf'].map((p) => `${site.url}${p}`);
+
+    const reply = await browse.browse(browseRequest(urls, QUESTION, 't'));
+
+    expect(reply.results.every((r) => r.status === 'ok')).toBe(true);
+    expect(llm.requests).toHaveLength(5);
+    expect(peak).toBe(2);
+  });
+
   it('falls back to the extractive reader when the reading model keeps failing', async () => {
     const reader = await readingModel(() => ({ info: 'unused', next: false }));
     (llm as OpenAITestServer).failNext(500, 10);

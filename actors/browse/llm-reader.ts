@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { z } from 'zod';
 import { DrError } from '../../config/errors.ts';
 import type { PageReader, ReadInput, ReadOutput } from './page-reader.ts';
+import { Semaphore } from './semaphore.ts';
 import { splitUnits } from './trajectory-memory.ts';
 
 export interface LlmReaderOptions {
@@ -21,6 +22,8 @@ export interface LlmReaderOptions {
   timeoutMs?: number;
   /** Characters of known notes shown to the model (the most recent ones). */
   maxKnownChars?: number;
+  /** Completions in flight at once: a 2,048-browse fan-out must not open 2,048 requests to one server. */
+  maxConcurrent?: number;
 }
 
 export interface ReaderVerdict {
@@ -104,6 +107,7 @@ export class LlmReader implements PageReader {
   private readonly client: OpenAI;
   private readonly maxPages: number;
   private readonly maxKnownChars: number;
+  private readonly slots: Semaphore;
 
   constructor(private readonly options: LlmReaderOptions) {
     this.client = new OpenAI({
@@ -114,6 +118,7 @@ export class LlmReader implements PageReader {
     });
     this.maxPages = options.maxPages ?? 8;
     this.maxKnownChars = options.maxKnownChars ?? 6_000;
+    this.slots = new Semaphore(options.maxConcurrent ?? 64);
   }
 
   async read(input: ReadInput): Promise<ReadOutput> {
@@ -173,12 +178,14 @@ export class LlmReader implements PageReader {
 
   private async complete(messages: OpenAI.Chat.Completions.ChatCompletionMessageParam[]): Promise<string> {
     try {
-      const completion = await this.client.chat.completions.create({
-        model: this.options.model,
-        messages,
-        temperature: 0,
-        max_tokens: this.options.maxTokens ?? 1_024,
-      });
+      const completion = await this.slots.run(() =>
+        this.client.chat.completions.create({
+          model: this.options.model,
+          messages,
+          temperature: 0,
+          max_tokens: this.options.maxTokens ?? 1_024,
+        }),
+      );
       return completion.choices[0]?.message.content ?? '';
     } catch (err) {
       throw new DrError(

@@ -1,4 +1,4 @@
-/** Caps how many fetches run at once; waiters are served first come, first served. */
+/** Caps how many tasks (fetches, model calls) run at once; waiters are served first come, first served. */
 export class Semaphore {
   private active = 0;
   private readonly waiters: Array<() => void> = [];
