@@ -10,6 +10,7 @@ import { jobManager } from './jobs/job-manager.ts';
 import { browseActor } from './browse/browse-actor.ts';
 import { rolloutActor } from './rollout/rollout-actor.ts';
 import { trainerActor } from './trainer/trainer-actor.ts';
+import { trainerRolloutActor } from './trainer/trainer-rollout-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
 import { searchActor } from './search/search-actor.ts';
 import { toolInboxActor } from './tool-inbox/tool-caller.ts';
@@ -22,6 +23,7 @@ export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['learner-inbox', learnerInboxActor as ActorFactory<never>],
   ['params', parameterServer as ActorFactory<never>],
   ['trainer', trainerActor as ActorFactory<never>],
+  ['trainer-rollout', trainerRolloutActor as ActorFactory<never>],
   ['sandbox', sandboxActor as ActorFactory<never>],
   ['search', searchActor as ActorFactory<never>],
   ['browse', browseActor as ActorFactory<never>],

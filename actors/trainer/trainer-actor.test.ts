@@ -1,36 +1,31 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
 import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
-import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
+import { EMBEDDED_CONFIG, EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
+import { randomCheckpoint } from '../../runtime/model/testing.ts';
 import type { ActorFactory } from '../../runtime/actor.ts';
 import { kinds as realKinds } from '../kinds.ts';
 import { sandboxBrowse, sandboxSearch } from '../jobs/testing/sandbox-tool-kinds.ts';
 import type { TrainEvent } from './metrics.ts';
 import type { TrainerStatus } from './protocol.ts';
 
-// A Qwen2 with the real Qwen2.5 vocabulary (rollouts tokenize with it) but a tiny body, so the whole job —
-// rollout actors over the sandbox tools, the policy server, learner, parameter server, checkpoints — runs
-// on CI in seconds. Its random weights answer badly; what is checked here is the machinery.
+// The embedded policy's shape with random weights, so the whole job — rollout actors over the sandbox tools
+// tokenizing with the model's own vocabulary, the policy server, learner, parameter server, checkpoints —
+// runs on CI in seconds. Random weights answer badly; what is checked here is the machinery.
 let dir: string;
 let system: ActorSystem;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dr-train-job-'));
-  const config = tinyConfig({
-    vocab_size: 151936,
-    hidden_size: 16,
-    intermediate_size: 32,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    tie_word_embeddings: true,
-    eos_token_id: 151645,
-  });
-  await saveCheckpoint(join(dir, 'model'), randomCheckpoint(config, 3, 0.02));
+  // The embedded policy's architecture and reduced vocabulary (its own tokenizer ships in the folder), with
+  // random weights.
+  await saveCheckpoint(join(dir, 'model'), randomCheckpoint(EMBEDDED_CONFIG, 3, 0.02));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    await copyFile(join(EMBEDDED_DIR, f), join(dir, 'model', f));
   // Every real kind, with search and browse answering from the sandbox world in-process.
   const kinds = new Map<string, ActorFactory<never>>([
     ...realKinds,
@@ -93,6 +88,9 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     expect(events.filter((e) => e.type === 'checkpoint').map((e) => e.step)).toEqual([1, 2]);
     expect(events.filter((e) => e.type === 'validation')).toHaveLength(2);
     expect(events.at(-1)?.type).toBe('done');
+    // Trajectories were tokenized with the model's own 8,192-token vocabulary: an id outside it would have
+    // failed the learner's embedding lookup and the job.
+    expect(steps.every((e) => e.rollout.responseLengthMean > 0)).toBe(true);
   }, 180_000);
 
   it('refuses an invalid config at spawn with a typed error naming the field', async () => {

@@ -127,9 +127,9 @@ class TrainerActor implements Actor {
       for (let i = 0; i < cfg.rollout.workers; i++) {
         const name = `rollout/${job}/${i}`;
         await ctx.spawn({
-          kind: 'rollout',
+          kind: 'trainer-rollout',
           name,
-          args: { maxConcurrent: 64 },
+          args: { maxConcurrent: 64, ...(ownTokenizer ? { tokenizerDir: modelDir } : {}) },
           placement: { kind: 'spread' },
         });
         workers.push(name);
