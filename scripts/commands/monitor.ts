@@ -22,7 +22,7 @@ export function register(program: Command): void {
       new Option('--interval <seconds>', 'seconds between refreshes').default(2).argParser(positiveNumber),
     )
     .option('--once', 'print one view and exit')
-    .action((opts: { url?: string; interval: number; once?: boolean }) => exitOnError(runWatch(opts)));
+    .action(runWatch);
 
   program
     .command('node-logs <job>')
@@ -73,10 +73,20 @@ async function printNodeLogs(job: string, opts: NodeLogsOptions): Promise<void> 
 }
 
 /**
- * The watch view until Ctrl-C: what `dr watch` runs, and what `dr status --watch` should call
- * (`runWatch({ interval: 2 })`).
+ * The watch view until Ctrl-C: what `dr watch` runs and `dr status --watch` calls. A typed failure (head
+ * unreachable, token refused) ends the process with its code and message.
  */
-export async function runWatch(opts: { url?: string; interval?: number; once?: boolean }): Promise<void> {
+export function runWatch(opts: WatchOptions): Promise<void> {
+  return exitOnError(watch(opts));
+}
+
+interface WatchOptions {
+  url?: string;
+  interval?: number;
+  once?: boolean;
+}
+
+async function watch(opts: WatchOptions): Promise<void> {
   const target = resolveDashboardTarget({ ...(opts.url === undefined ? {} : { url: opts.url }) });
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
