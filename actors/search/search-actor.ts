@@ -58,6 +58,8 @@ const DEFAULT_KEY_ENV = {
   searxng: undefined,
 } as const;
 
+const PURGE_INTERVAL_MS = 3_600_000;
+
 /** Shared by every SearchActor in this process, so actors using the same API key share its budget. */
 const limiters = new KeyedRateLimiters();
 
@@ -101,6 +103,9 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
     log: ctx.log,
   });
   cache.purgeExpired();
+  // A week-long run would otherwise keep every expired entry on disk until the next restart.
+  const purge = setInterval(() => cache.purgeExpired(), PURGE_INTERVAL_MS);
+  purge.unref();
 
   return {
     async receive(raw): Promise<SearchReply | ToolAccepted> {
@@ -122,6 +127,7 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
       return replyMaybeDeferred(msg, ctx, () => service.webSearch(msg));
     },
     stop() {
+      clearInterval(purge);
       cache.close();
     },
   };
