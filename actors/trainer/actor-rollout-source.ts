@@ -31,6 +31,8 @@ export interface ActorRolloutSourceOptions {
   beforeBatch: () => Promise<number>;
   /** A batch that has not finished after this long fails (a lost worker's units are not re-run here). */
   batchTimeoutMs?: number;
+  /** Aborting fails the batches in flight (the trainer is stopping). */
+  signal?: AbortSignal;
 }
 
 interface Batch {
@@ -90,6 +92,10 @@ export class ActorRolloutSource implements RolloutSource {
       batch.reject = reject;
     });
     this.batches.set(jobId, batch);
+    const onAbort = (): void =>
+      batch.reject(new DrError('TRAIN_CANCELLED', 'the training job stopped during a rollout batch'));
+    this.options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.options.signal?.aborted === true) onAbort();
     const timer = setTimeout(
       () =>
         batch.reject(
@@ -121,6 +127,7 @@ export class ActorRolloutSource implements RolloutSource {
       if (units.length > 0) await finished;
     } finally {
       clearTimeout(timer);
+      this.options.signal?.removeEventListener('abort', onAbort);
       this.batches.delete(jobId);
     }
     return batch.done.map((t) => toScored(t, version));

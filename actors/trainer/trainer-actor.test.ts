@@ -93,6 +93,46 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     expect(steps.every((e) => e.rollout.responseLengthMean > 0)).toBe(true);
   }, 180_000);
 
+  it('continues from the last checkpoint when the trainer is restarted mid-job', async () => {
+    const out = join(dir, 'out-restart');
+    const args = {
+      jobId: 'job-2',
+      config: {
+        name: 'ci-restart',
+        steps: 3,
+        policy: { kind: 'embedded', dir: join(dir, 'model') },
+        data: { train: 'sandbox:train:7:400', dev: 'sandbox:dev:7:400' },
+        rollout: { questionsPerStep: 1, n: 2, maxTurns: 1, maxTokensPerTurn: 8, workers: 1 },
+        checkpoint: { every: 1 },
+        validation: { every: 10, limit: 1 },
+        outputDir: out,
+      },
+    };
+    await system.spawn({ kind: 'trainer', name: 'trainer/job-2', args });
+    for (;;) {
+      const s = await system.ask<TrainerStatus>('trainer/job-2', { v: 1, type: 'trainer.status' });
+      if (s.step >= 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // As a supervised restart does: the incarnation stops, a new one starts with the same args.
+    await system.stopActor('trainer/job-2');
+    await system.spawn({ kind: 'trainer', name: 'trainer/job-2', args });
+    const status = await waitForEnd('trainer/job-2');
+    expect(status.error).toBeNull();
+    expect(status.state).toBe('succeeded');
+    expect(status.step).toBe(3);
+    const events = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TrainEvent);
+    const resumed = events.find((e) => e.type === 'resumed');
+    expect(resumed).toBeDefined();
+    const after = events.slice(events.indexOf(resumed!) + 1).filter((e) => e.type === 'step');
+    expect(after.map((e) => e.step)).toEqual(
+      Array.from({ length: 3 - resumed!.step }, (_, i) => resumed!.step + i + 1),
+    );
+  }, 180_000);
+
   it('refuses an invalid config at spawn with a typed error naming the field', async () => {
     await expect(
       system.spawn({

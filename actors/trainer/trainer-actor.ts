@@ -10,7 +10,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { checkpointDirOf, outputDirOf, parseTrainConfig, type TrainConfig } from '../../config/train.ts';
-import type { Actor, ActorContext, ActorFactory } from '../../runtime/actor.ts';
+import {
+  ActorErrorCode,
+  type Actor,
+  type ActorContext,
+  type ActorFactory,
+  type SpawnSpec,
+} from '../../runtime/actor.ts';
 import { EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
 import { loadDataset } from '../jobs/datasets.ts';
 import { LearnerGroup } from '../learner/learner-group.ts';
@@ -83,15 +89,17 @@ class TrainerActor implements Actor {
       const modelDir = policyDir(cfg);
 
       const paramsName = `params/${job}`;
-      await ctx.spawn({
+      // The job's actors already running means this is a restarted trainer (a crash under supervision):
+      // reuse them and continue from the last checkpoint.
+      const restarted = !(await spawnOrReuse(ctx, {
         kind: 'params',
         name: paramsName,
         args: { checkpointDir: checkpointDirOf(cfg), keepCheckpoints: cfg.checkpoint.keep },
         placement: { kind: 'local' },
-      });
+      }));
 
       const group = `learner/${job}`;
-      const learners = await LearnerGroup.spawn((s) => ctx.spawn(s), ask, {
+      const learners = await LearnerGroup.spawn((s) => spawnOrReuse(ctx, s), ask, {
         group,
         size: cfg.learner.count,
         model: { kind: 'qwen2', dir: modelDir },
@@ -126,7 +134,7 @@ class TrainerActor implements Actor {
       const workers: string[] = [];
       for (let i = 0; i < cfg.rollout.workers; i++) {
         const name = `rollout/${job}/${i}`;
-        await ctx.spawn({
+        await spawnOrReuse(ctx, {
           kind: 'trainer-rollout',
           name,
           args: { maxConcurrent: 64, ...(ownTokenizer ? { tokenizerDir: modelDir } : {}) },
@@ -147,6 +155,7 @@ class TrainerActor implements Actor {
           date: new Date().toISOString(),
         },
         beforeBatch: () => server.refresh(),
+        signal: this.abort.signal,
       });
 
       const sinks = [
@@ -169,7 +178,7 @@ class TrainerActor implements Actor {
           },
           signal: this.abort.signal,
         },
-        { resume: this.args.resume === true },
+        { resume: this.args.resume === true || restarted },
       );
       this.status.state = 'succeeded';
       log.info({ validation: summary.validation, version: summary.version }, 'training finished');
@@ -218,6 +227,17 @@ function policyDir(cfg: TrainConfig): string {
     'TRAIN_BAD_CONFIG',
     'policy "bigram" only trains the toy task of the trainer tests; use "embedded" or "qwen2" for research agents',
   );
+}
+
+/** Spawns `spec`; false when an actor of that name already runs (it is reused as is). */
+async function spawnOrReuse(ctx: ActorContext, spec: SpawnSpec): Promise<boolean> {
+  try {
+    await ctx.spawn(spec);
+    return true;
+  } catch (err) {
+    if (isDrError(err, ActorErrorCode.NAME_TAKEN)) return false;
+    throw err;
+  }
 }
 
 export const trainerActor: ActorFactory<TrainerArgs> = (args, ctx) => {

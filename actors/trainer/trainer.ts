@@ -119,7 +119,7 @@ export async function runTraining(
 
   let pending: Promise<{ rollouts: ScoredRollout[]; seconds: number }> | null = null;
   for (let step = state.step; step < config.steps; step++) {
-    if (deps.signal?.aborted === true) throw new DrError('TRAIN_CANCELLED', 'the training job was cancelled');
+    throwIfCancelled(deps.signal);
     const t0 = performance.now();
     const batch = await (pending ?? sampleBatch());
     pending = null;
@@ -166,6 +166,8 @@ export async function runTraining(
     });
     history.push({ step: step + 1, loss: m0.loss, rewardMean: stats.rewardMean });
 
+    // A stopped trainer must not checkpoint over what its restarted incarnation resumes from.
+    throwIfCancelled(deps.signal);
     const done = step + 1 === config.steps;
     if ((step + 1) % config.checkpoint.every === 0 || done) {
       const opt = await deps.learners.exportState();
@@ -182,4 +184,8 @@ export async function runTraining(
     validation: { before, after: last },
   });
   return { steps: config.steps, version, validation: { before, after: last }, history };
+}
+
+function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new DrError('TRAIN_CANCELLED', 'the training job was cancelled');
 }
