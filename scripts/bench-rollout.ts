@@ -3,6 +3,11 @@
  * (every trajectory advances on its own) and the original's turn-synchronous barrier schedule, in the same
  * run, on the sandbox web with heavy-tailed tool latency and a latency-modelled policy server.
  *
+ * Latencies are seconds, as in the paper's setting (a 7B policy decoding hundreds of tokens per turn in
+ * batches; search APIs and reading agents that take seconds, with a heavy tail). With millisecond latencies
+ * both schedules are bound by this process's CPU (it also hosts the policy and sandbox servers) and the
+ * comparison says nothing about scheduling.
+ *
  * Defaults: 256 sandbox questions x 16 rollouts = 4,096 trajectories, up to 10 turns. The policy is a local
  * OpenAI-compatible server that decodes at most `--slots` sequences at once, each taking a lognormal time
  * (median `--gen-ms`); it plans 1-9 tool calls per trajectory (searches, then browses of what it found)
@@ -33,11 +38,11 @@ const { values: opts } = parseArgs({
     questions: { type: 'string', default: '256' },
     n: { type: 'string', default: '16' },
     'max-turns': { type: 'string', default: '10' },
-    slots: { type: 'string', default: '512' },
-    'gen-ms': { type: 'string', default: '60' },
-    'tool-scale-ms': { type: 'string', default: '40' },
-    'tool-alpha': { type: 'string', default: '1.3' },
-    'tool-cap-ms': { type: 'string', default: '4000' },
+    slots: { type: 'string', default: '1024' },
+    'gen-ms': { type: 'string', default: '1500' },
+    'tool-scale-ms': { type: 'string', default: '500' },
+    'tool-alpha': { type: 'string', default: '1.5' },
+    'tool-cap-ms': { type: 'string', default: '20000' },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -48,7 +53,7 @@ const SLOTS = Number(opts.slots);
 const GEN_MS = Number(opts['gen-ms']);
 const SEED = Number(opts.seed);
 /** A tool call that takes longer fails (its error is the observation), as a real tool actor's would. */
-const TOOL_TIMEOUT_MS = 15_000;
+const TOOL_TIMEOUT_MS = 60_000;
 
 const injection: InjectionConfig = {
   seed: SEED,
