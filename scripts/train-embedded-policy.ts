@@ -257,6 +257,8 @@ await writeFile(
       steps,
       batch: batchSize,
       peakLr,
+      threads,
+      topK: TOP_K,
       trainTrajectories: train.length,
       trainSeconds: Math.round(seconds),
       trainTokens: tokens,
