@@ -16,6 +16,8 @@ const DR = fileURLToPath(new URL('./dr.js', import.meta.url));
 export interface LocalCluster {
   client: ClusterClient;
   port: number;
+  /** This run's random cluster token (what `dr status` needs in DR_CLUSTER_TOKEN). */
+  token: string;
   /** The head's "node ready" log line (it names the dashboard when the head serves one). */
   ready: Record<string, unknown>;
   sandbox: SandboxInfoReply;
@@ -82,7 +84,7 @@ export async function startLocalCluster(options: {
       args: { allowHosts: ['127.0.0.1'] },
       placement: { kind: 'rank', rank: toolRank },
     });
-    return { client, port, ready, sandbox, stop };
+    return { client, port, token, ready, sandbox, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -58,7 +58,7 @@ try {
   console.log(`watch it:  metrics   ${join(config.outputDir!, 'metrics.jsonl')}`);
   if (typeof cluster.ready.dashboard === 'string')
     console.log(`           dashboard ${cluster.ready.dashboard}`);
-  console.log(`           dr status --head 127.0.0.1:${cluster.port} (token: DR_CLUSTER_TOKEN of this run)`);
+  console.log(`           DR_CLUSTER_TOKEN=${cluster.token} npx dr status --head 127.0.0.1:${cluster.port}`);
 
   const bar = process.stdout.isTTY
     ? new cliProgress.SingleBar(
