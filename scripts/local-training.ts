@@ -73,7 +73,7 @@ export async function startLocalCluster(options: {
       name: 'search/0',
       args: {
         shard: 0,
-        backend: { kind: 'serper', baseUrl: sandbox.searchUrl, apiKeyEnv: 'DR_SANDBOX_API_KEY' },
+        backend: { kind: 'serper', baseUrl: sandbox.url, apiKeyEnv: 'DR_SANDBOX_API_KEY' },
         cacheDir: ':memory:',
       },
       placement: { kind: 'rank', rank: toolRank },
