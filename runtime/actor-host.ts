@@ -3,6 +3,10 @@
  * the mailbox and one-message-at-a-time processing; supervision (restart with backoff, stop, escalate) is
  * decided here from the actor's SupervisionPolicy. Knows nothing about other nodes: the local system and the
  * node runtime route to it by name.
+ *
+ * With `maxConcurrency` N > 1 a DRAIN starts receives without awaiting them, up to N in flight; each one
+ * settles its own reply when it finishes and frees a place. A receive that rejects later is handed back to
+ * nact as a crash on the next DRAIN, so every failure goes through the same supervision path.
  */
 import nact from 'nact';
 import { DrError } from '../config/errors.ts';
@@ -66,6 +70,14 @@ interface Slot {
   scheduled: boolean;
   /** The delivery being handled (what supervision logs and fails when the actor throws). */
   current: Delivery | undefined;
+  /** Most receives in flight at once (SpawnSpec.maxConcurrency). */
+  readonly maxConcurrency: number;
+  /** Deliveries whose receive is running (maxConcurrency > 1 only). */
+  readonly inFlight: Set<Delivery>;
+  /** Bumped at every restart: a late outcome of an earlier incarnation is dropped. */
+  generation: number;
+  /** A concurrent receive that rejected, waiting for the next DRAIN to raise it to supervision. */
+  failure: { d: Delivery; err: unknown } | undefined;
   /** Asks not answered yet; failed with ACTOR_STOPPED when the actor is removed. */
   readonly pending: Set<Reply>;
   ref: nact.Ref<Drain> | undefined;
@@ -102,6 +114,13 @@ export class ActorHost {
   async spawn(spec: SpawnSpec, restarts = 0): Promise<ActorRef> {
     if (this.closed)
       throw new DrError(ActorErrorCode.STOPPED, `this node is shutting down; cannot spawn '${spec.name}'`);
+    const maxConcurrency = spec.maxConcurrency ?? 1;
+    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1) {
+      throw new DrError(
+        ActorErrorCode.BAD_SPEC,
+        `maxConcurrency of '${spec.name}' must be an integer >= 1 (got ${String(spec.maxConcurrency)})`,
+      );
+    }
     const factory = this.opts.kinds.get(spec.kind);
     if (factory === undefined) {
       throw new DrError(
@@ -153,6 +172,10 @@ export class ActorHost {
       head: 0,
       scheduled: false,
       current: undefined,
+      maxConcurrency,
+      inFlight: new Set(),
+      generation: 0,
+      failure: undefined,
       pending: new Set(),
       ref: undefined,
     };
@@ -259,7 +282,12 @@ export class ActorHost {
   }
 
   private kick(slot: Slot): void {
-    if (slot.scheduled || slot.inbox.length === slot.head) return;
+    if (slot.scheduled) return;
+    if (
+      slot.failure === undefined &&
+      (slot.inbox.length === slot.head || slot.inFlight.size >= slot.maxConcurrency)
+    )
+      return;
     slot.scheduled = true;
     nact.dispatch(slot.ref as nact.Ref<Drain>, DRAIN);
   }
@@ -282,7 +310,17 @@ export class ActorHost {
   }
 
   private async handle(slot: Slot): Promise<Slot> {
+    if (slot.failure !== undefined) {
+      const { d, err } = slot.failure;
+      slot.failure = undefined;
+      slot.current = d;
+      throw err;
+    }
     for (let n = 0; n < DRAIN_BATCH; n++) {
+      if (slot.inFlight.size >= slot.maxConcurrency) {
+        slot.scheduled = false;
+        return slot;
+      }
       const d = this.take(slot);
       if (d === undefined) {
         slot.scheduled = false;
@@ -290,12 +328,44 @@ export class ActorHost {
       }
       slot.current = d;
       let value = slot.actor.receive(d.msg, slot.ctx);
-      if (isThenable(value)) value = await value;
+      if (isThenable(value)) {
+        if (slot.maxConcurrency === 1) value = await value;
+        else {
+          this.track(slot, d, value);
+          slot.current = undefined;
+          continue;
+        }
+      }
       slot.current = undefined;
       d.reply?.resolve(value);
     }
     nact.dispatch(slot.ref as nact.Ref<Drain>, DRAIN);
     return slot;
+  }
+
+  /** Settle a concurrent receive's reply when it finishes; a rejection also goes to supervision (once per
+   * incarnation: later ones only fail their own asks). */
+  private track(slot: Slot, d: Delivery, running: PromiseLike<unknown>): void {
+    const generation = slot.generation;
+    slot.inFlight.add(d);
+    running.then(
+      (value) => {
+        if (slot.generation !== generation) return;
+        slot.inFlight.delete(d);
+        d.reply?.resolve(value);
+        this.kick(slot);
+      },
+      (err: unknown) => {
+        if (slot.generation !== generation) return;
+        slot.inFlight.delete(d);
+        if (slot.failure !== undefined) {
+          d.reply?.reject(err);
+          return;
+        }
+        slot.failure = { d, err };
+        this.kick(slot);
+      },
+    );
   }
 
   private async onCrash(
@@ -306,6 +376,7 @@ export class ActorHost {
     const d = slot.current;
     slot.current = undefined;
     d?.reply?.reject(err);
+    this.abandonInFlight(slot);
     const { strategy } = slot.policy;
     slot.log.error(
       { err, failingMessage: describe(d?.msg), strategy },
@@ -343,6 +414,20 @@ export class ActorHost {
     }
   }
 
+  /** The incarnation failed: the receives it still runs are given up (their asks fail now, their results
+   * are dropped) rather than waited for, so a hung call cannot hold up the restart. */
+  private abandonInFlight(slot: Slot): void {
+    slot.generation++;
+    slot.failure = undefined;
+    if (slot.inFlight.size === 0) return;
+    const err = new DrError(
+      ActorErrorCode.STOPPED,
+      `actor '${slot.spec.name}' failed on another message while this one was in flight; its incarnation was discarded`,
+    );
+    for (const d of slot.inFlight) d.reply?.reject(err);
+    slot.inFlight.clear();
+  }
+
   private retireFromCrash(
     slot: Slot,
     state: 'stopped' | 'failed',
@@ -360,6 +445,8 @@ export class ActorHost {
     slot.state = state;
     if (stopMailbox && slot.ref !== undefined) nact.stop(slot.ref);
     const stopped = new DrError(ActorErrorCode.STOPPED, `actor '${slot.spec.name}' stopped before answering`);
+    slot.generation++;
+    slot.inFlight.clear();
     for (const reply of [...slot.pending]) reply.reject(stopped);
     slot.inbox = [];
     slot.head = 0;

@@ -2,9 +2,11 @@
  * The actor contract every actor kind in `actors/` is written against. The actor system (runtime/) runs
  * these on nact on every node and makes refs location-transparent across the cluster (cluster/).
  *
- * An actor handles one message at a time. `receive` returns the reply to an `ask` (ignored for a `tell`);
- * throwing fails the ask with the thrown error (a DrError keeps its `code` across the wire) and triggers the
- * actor's supervision policy. Messages and replies must be msgpack-encodable plain data.
+ * An actor handles one message at a time unless its SpawnSpec sets `maxConcurrency` (then up to that many
+ * `receive` calls are in flight at once, for I/O-bound actors). `receive` returns the reply to an `ask`
+ * (ignored for a `tell`); throwing fails the ask with the thrown error (a DrError keeps its `code` across the
+ * wire) and triggers the actor's supervision policy. Messages and replies must be msgpack-encodable plain
+ * data.
  */
 import type { Logger } from '../config/log.ts';
 
@@ -71,6 +73,11 @@ export interface SpawnSpec<A = unknown> {
   supervision?: Partial<SupervisionPolicy>;
   /** When its node goes down, re-spawn on a survivor (per `placement`, falling back to spread). */
   respawnOnNodeLoss?: boolean;
+  /** `receive` calls in flight at once (default 1: one message at a time). Above 1, messages start in
+   * mailbox order but may finish in any order, each ask gets its own reply; a throwing receive fails its
+   * ask and triggers supervision, and a restart fails the other calls still in flight with ACTOR_STOPPED
+   * (their late results are dropped). Only for actors whose state tolerates interleaving at `await`s. */
+  maxConcurrency?: number;
 }
 
 /** What a node knows how to run: kind → factory. Built by the entry point, passed to the runtime. */
@@ -88,6 +95,9 @@ export const ActorErrorCode = {
   STOPPED: 'ACTOR_STOPPED',
   /** Its mailbox is full: the sender must slow down. */
   MAILBOX_FULL: 'ACTOR_MAILBOX_FULL',
+  /** The SpawnSpec is malformed (empty kind or name, a name starting with '$', maxConcurrency not an
+   * integer >= 1). */
+  BAD_SPEC: 'ACTOR_BAD_SPEC',
   /** `spawn` named an actor kind this node does not register (see actors/kinds.ts). */
   KIND_UNKNOWN: 'ACTOR_KIND_UNKNOWN',
   /** `spawn` used a name that is already taken in the cluster. */

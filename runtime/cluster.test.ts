@@ -77,6 +77,32 @@ describe.sequential('a head and three workers on loopback', () => {
     expect(await waitFor(async () => ((await client.ask('b', { op: 'get' })) === 8 ? 8 : undefined))).toBe(8);
   });
 
+  it('serves remote asks concurrently, worker to worker, on actors spawned with maxConcurrency', async () => {
+    await client.spawn({
+      kind: 'echo',
+      name: 'wide',
+      placement: { kind: 'rank', rank: 2 },
+      maxConcurrency: 6,
+    });
+    await client.spawn({
+      kind: 'echo',
+      name: 'fan',
+      placement: { kind: 'rank', rank: 1 },
+      maxConcurrency: 6,
+    });
+    const sleep = { op: 'sleep', ms: 300 };
+    const replies = await Promise.all(
+      Array.from({ length: 6 }, () => client.ask('fan', { op: 'relay', to: 'wide', msg: sleep })),
+    );
+    expect(replies).toEqual(Array(6).fill('slept'));
+    expect(await client.ask('wide', { op: 'peak' })).toBe(6);
+    expect(await client.ask('fan', { op: 'peak' })).toBe(6);
+    const echoes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => client.ask('wide', { op: 'echo', value: i })),
+    );
+    expect(echoes).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
   it('restarts a remote actor that throws under the same name and reports the restart in status', async () => {
     await client.spawn({
       kind: 'echo',
@@ -123,15 +149,37 @@ describe.sequential('a head and three workers on loopback', () => {
       placement: { kind: 'rank', rank: 3 },
       respawnOnNodeLoss: true,
     });
-    await client.spawn({ kind: 'echo', name: 'pinned', placement: { kind: 'rank', rank: 3 } });
+    await client.spawn({
+      kind: 'echo',
+      name: 'pinned',
+      placement: { kind: 'rank', rank: 3 },
+      maxConcurrency: 4,
+    });
     await client.ask('mover', { op: 'add', n: 3 });
     expect((await where('mover')).rank).toBe(3);
     expect(await client.ask('a', { op: 'relay', to: 'mover', msg: { op: 'where' } })).toMatchObject({
       rank: 3,
     });
 
+    const hung = { op: 'sleep', ms: 60_000 };
+    const inFlight = [
+      ...Array.from({ length: 3 }, () => client.ask('pinned', hung, { timeoutMs: 20_000 })),
+      client.ask('fan', { op: 'relay', to: 'pinned', msg: hung, timeoutMs: 20_000 }, { timeoutMs: 20_000 }),
+    ].map((p) =>
+      p.then(
+        () => 'answered',
+        (e: unknown) => [(e as { code?: string }).code, Date.now()],
+      ),
+    );
+    await waitFor(async () => ((await client.ask('pinned', { op: 'peak' })) === 4 ? true : undefined));
+
     const killedAt = Date.now();
     await workers.get(3)?.kill('SIGKILL');
+    // Asks in flight to the dead node fail at once (its links close), not at the detector or their timeout.
+    for (const [code, at] of (await Promise.all(inFlight)) as Array<[string, number]>) {
+      expect(code).toBe('ACTOR_NODE_DOWN');
+      expect(at - killedAt).toBeLessThan(DOWN_AFTER_MS);
+    }
     await waitFor(async () => (nodeState(await client.status(), 3) === 'down' ? true : undefined));
     expect(Date.now() - killedAt).toBeLessThan(DOWN_AFTER_MS + 2 * HEARTBEAT_MS + 500);
 
