@@ -204,7 +204,14 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         await finish(job, state);
         return;
       }
-      await ensureRolloutActors();
+      try {
+        await ensureRolloutActors();
+      } catch (err) {
+        // E.g. the head restarted and the workers have not re-registered yet: the lease check spawns and
+        // sends again, so the job waits instead of failing.
+        log(job, `rollout actors not ready (${errorOf(err).code}); retrying`);
+        return;
+      }
       await send(
         job,
         state,
