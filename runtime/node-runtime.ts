@@ -149,6 +149,11 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     return this.node.start();
   }
 
+  /** Messages waiting in each actor's mailbox on this node (the dashboard's mailbox column). */
+  mailboxDepths(): Array<[actor: string, depth: number]> {
+    return this.host.hosted().map(({ spec }) => [spec.name, this.host.queued(spec.name)]);
+  }
+
   // ---- ActorSystem ----------------------------------------------------------------------------------
 
   async spawn<A>(spec: SpawnSpec<A>): Promise<ActorRef> {
