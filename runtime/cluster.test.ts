@@ -62,7 +62,9 @@ describe.sequential('a head and three workers on loopback', () => {
         memoryBytes: expect.any(Number),
         gpus: [],
       });
+    // The head runs the dashboard's `monitor` actor from the start; the rest is what this test spawned.
     expect(status.actors).toEqual([
+      expect.objectContaining({ path: 'monitor', kind: 'monitor', node: 0, state: 'running', restarts: 0 }),
       expect.objectContaining({ path: 'a', kind: 'echo', node: 1, state: 'running', restarts: 0 }),
     ]);
   });

@@ -3,19 +3,14 @@
  * headless Chromium. The page shows the nodes; a worker SIGKILLed during the test turns "down" within the
  * failure detector's timeout; a running job's progress moves; /metrics parses; no token, no dashboard.
  * The screenshot lands in test-artifacts/dashboard-e2e.png.
- *
- * The head runs testing/monitored-head.ts (the runtime with the monitor wired in as the README says) until
- * `dr head` wires it itself; the workers are plain `dr worker` processes.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricsRecorder } from '../../cluster/monitor/metrics-recorder.ts';
 import { connectClient, type ClusterClient } from '../client.ts';
-import { startWorker, TEST_KINDS, TEST_TOKEN, type NodeProcess } from '../testing/node-process.ts';
+import { startHead, startWorker, TEST_TOKEN, type NodeProcess } from '../testing/node-process.ts';
 import { MONITOR_ACTOR, type MonitorMessage } from './protocol.ts';
 
 /** From runtime/testing/node-process.ts FAST_HEARTBEAT: heartbeats every 100 ms, down after 1 s of silence. */
@@ -23,9 +18,7 @@ const DOWN_AFTER_MS = 1_000;
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
 
-const HEAD = fileURLToPath(new URL('./testing/monitored-head.ts', import.meta.url));
-
-let head: ReturnType<typeof spawn>;
+let head: NodeProcess;
 const workers = new Map<number, NodeProcess>();
 let dashboardUrl: string;
 let client: ClusterClient;
@@ -60,39 +53,13 @@ function reportTrainingStep(reward: number): void {
   client.tell(MONITOR_ACTOR, message);
 }
 
-/** Starts the head and resolves with its `node ready` log line. */
-function startMonitoredHead(): Promise<Record<string, unknown>> {
-  head = spawn(process.execPath, ['--import', 'tsx', HEAD, TEST_KINDS], {
-    env: {
-      ...process.env,
-      DR_CLUSTER_TOKEN: TEST_TOKEN,
-      DR_LOG_FORMAT: 'json',
-      PET_MASTER_PORT: '0',
-      DR_HEARTBEAT_MS: '100',
-      DR_SUSPECT_AFTER_MS: '400',
-      DR_DOWN_AFTER_MS: String(DOWN_AFTER_MS),
-    },
-    stdio: ['pipe', 'ignore', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let output = '';
-    head.stderr?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      for (const line of output.split('\n')) {
-        if (!line.includes('"node ready"')) continue;
-        resolve(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
-    head.once('exit', (code) => reject(new Error(`head exited with ${code}: ${output.slice(-2_000)}`)));
-  });
-}
-
 beforeAll(async () => {
-  const ready = await startMonitoredHead();
-  dashboardUrl = String(ready.dashboard);
-  const joined = await Promise.all([1, 2].map((rank) => startWorker(Number(ready.port), rank)));
+  const started = await startHead(['--dashboard-port', '0']);
+  head = started.node;
+  dashboardUrl = String((await head.waitForLog((l) => l.msg === 'node ready')).dashboard);
+  const joined = await Promise.all([1, 2].map((rank) => startWorker(started.port, rank)));
   joined.forEach((w, i) => workers.set(i + 1, w));
-  client = await connectClient({ head: `127.0.0.1:${String(ready.port)}`, token: TEST_TOKEN });
+  client = await connectClient({ head: `127.0.0.1:${started.port}`, token: TEST_TOKEN });
   await client.spawn({ kind: 'echo', name: 'echo/2', placement: { kind: 'rank', rank: 2 } });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -114,7 +81,7 @@ afterAll(async () => {
   await browser?.close();
   await client?.close();
   await Promise.all([...workers.values()].map((w) => w.kill('SIGKILL')));
-  head?.kill('SIGKILL');
+  await head?.kill('SIGKILL');
 });
 
 describe('dashboard in headless Chromium against a running cluster', () => {
@@ -190,11 +157,15 @@ describe('dashboard in headless Chromium against a running cluster', () => {
     expect(families.get('dr_job_items_done')?.metrics).toEqual([
       { labels: { job: 'job-e2e', kind: 'evaluate' }, value: '26' },
     ]);
-    // The head reports its own process figures (workers too, once `dr worker` reports); the killed worker's
-    // are forgotten. The trainer's reward came in as rank 3.
+    // Every live node reports its own process figures; the killed worker's are forgotten. The trainer's
+    // reward came in as rank 3.
     const reporting = families.get('dr_process_resident_memory_bytes')?.metrics.map((m) => m.labels?.rank);
-    expect(reporting).toContain('0');
-    expect(reporting).not.toContain('2');
+    expect(reporting?.sort()).toEqual(['0', '1']);
+    // The head reports the mailbox depth of the actors it hosts.
+    expect(families.get('dr_actor_mailbox_depth')?.metrics).toContainEqual({
+      labels: { rank: '0', actor: 'monitor', kind: 'monitor' },
+      value: expect.stringMatching(/^\d+$/),
+    });
     expect(families.get('dr_train_reward_mean')?.metrics).toEqual([
       { labels: { job: 'job-e2e', rank: '3' }, value: '0.31' },
     ]);

@@ -41,6 +41,8 @@ export function startDr(args: string[], env: Record<string, string | undefined> 
       DR_LOG_FORMAT: 'json',
       DR_LOG_LEVEL: 'info',
       DR_EXIT_WITH_PARENT: '1',
+      // A head's dashboard on a free port: tests never hold the default 8265 a real cluster wants.
+      DR_DASHBOARD_PORT: '0',
       ...env,
     },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -168,6 +170,8 @@ export function runDr(
         DR_CLUSTER_TOKEN: TEST_TOKEN,
         DR_LOG_FORMAT: 'json',
         DR_EXIT_WITH_PARENT: '1',
+        // A head's dashboard on a free port: tests never hold the default 8265 a real cluster wants.
+        DR_DASHBOARD_PORT: '0',
         ...env,
       },
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -68,7 +68,9 @@ describe('dr start', () => {
     const head = startDr(['start', ...common], { PET_NODE_RANK: '0', PET_MASTER_PORT: '0', PET_NNODES: '2' });
     const worker = { kill: async () => null as number | null };
     try {
-      const port = Number((await head.waitForLog((l) => l.msg === 'node ready')).port);
+      const ready = await head.waitForLog((l) => l.msg === 'node ready');
+      expect(ready.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const port = Number(ready.port);
       const w = startDr(['start', ...common], {
         PET_NODE_RANK: '1',
         PET_MASTER_ADDR: '127.0.0.1',
@@ -89,5 +91,71 @@ describe('dr start', () => {
       await worker.kill();
       await head.kill('SIGKILL');
     }
+  });
+});
+
+describe('the dashboard of dr head', () => {
+  it('serves the dashboard to the cluster token and to DR_DASHBOARD_TOKEN, at the URL in `node ready`', async () => {
+    const readToken = 'read-only-token-0123456789';
+    const head = startDr(
+      ['head', '--port', '0', '--listen-host', '127.0.0.1', '--kinds', TEST_KINDS, '--dashboard-port', '0'],
+      { DR_DASHBOARD_TOKEN: readToken },
+    );
+    try {
+      const ready = await head.waitForLog((l) => l.msg === 'node ready');
+      expect(ready.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const state = (token: string) =>
+        fetch(`${String(ready.dashboard)}/api/state`, { headers: { authorization: `Bearer ${token}` } });
+      expect((await state(TEST_TOKEN)).status).toBe(200);
+      expect((await state(readToken)).status).toBe(200);
+      expect((await state('not-a-token-0123456789')).status).toBe(401);
+    } finally {
+      await head.kill('SIGKILL');
+    }
+  });
+
+  it('keeps the head running without a dashboard when the dashboard port is taken', async () => {
+    const head = startDr([
+      'head',
+      '--port',
+      '0',
+      '--listen-host',
+      '127.0.0.1',
+      '--kinds',
+      TEST_KINDS,
+      '--dashboard-port',
+      String(busyPort),
+    ]);
+    try {
+      const ready = await head.waitForLog((l) => l.msg === 'node ready');
+      expect(ready.dashboard).toBeUndefined();
+      expect(head.lines).toContainEqual(
+        expect.objectContaining({
+          level: 50,
+          code: 'MONITOR_PORT_IN_USE',
+          msg: expect.stringMatching(/--dashboard-port/),
+        }),
+      );
+      const client = await connectClient({ head: `127.0.0.1:${Number(ready.port)}`, token: TEST_TOKEN });
+      const status = await client.status();
+      await client.close();
+      expect(status.nodes.map((n) => [n.rank, n.state])).toEqual([[0, 'alive']]);
+    } finally {
+      await head.kill('SIGKILL');
+    }
+  });
+
+  it('stops on an invalid --dashboard-port, naming the flag', async () => {
+    const out = await runDr([
+      'head',
+      '--port',
+      '0',
+      '--listen-host',
+      '127.0.0.1',
+      '--dashboard-port',
+      'http',
+    ]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/CONFIG_INVALID: invalid dashboard port 'http' \(--dashboard-port/);
   });
 });

@@ -18,6 +18,8 @@ import { createLogger, type Logger } from '../../config/log.ts';
 import { detectResources } from '../../cluster/resources.ts';
 import type { ActorKinds } from '../../runtime/actor.ts';
 import { connectClient } from '../../runtime/client.ts';
+import { createHeadMonitor, dashboardPort } from '../../runtime/monitor/head-monitor.ts';
+import { startNodeReporting } from '../../runtime/monitor/node-reporting.ts';
 import { NodeRuntime, type ClusterStatus } from '../../runtime/node-runtime.ts';
 
 interface NodeFlags {
@@ -41,15 +43,19 @@ interface NodeFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  dashboardPort?: string;
 }
 
 type Role = 'head' | 'worker';
 
 export function register(program: Command): void {
   nodeOptions(
-    program.command('head').description('Run the head node (rank 0): membership, actor directory, placement'),
+    program
+      .command('head')
+      .description('Run the head node (rank 0): membership, actor directory, placement, the dashboard'),
   )
     .option('--port <port>', 'port to listen on (PET_MASTER_PORT, default 29500)')
+    .option(DASHBOARD_PORT_FLAG, DASHBOARD_PORT_HELP)
     .action((flags: NodeFlags) => runNode('head', flags));
 
   nodeOptions(program.command('worker').description('Run a worker node and join the head'))
@@ -73,6 +79,7 @@ export function register(program: Command): void {
     .option('--head <host:port>', "the head's address (PET_MASTER_ADDR:PET_MASTER_PORT)")
     .option('--port <port>', 'head: port to listen on (PET_MASTER_PORT)')
     .option('--node-port <port>', 'worker: port for direct links from peers')
+    .option(DASHBOARD_PORT_FLAG, `head: ${DASHBOARD_PORT_HELP}`)
     .action((flags: NodeFlags) => {
       const rankText = flags.rank ?? process.env.PET_NODE_RANK;
       if (rankText === undefined)
@@ -113,6 +120,11 @@ export function register(program: Command): void {
       process.stdout.write('cluster stopping\n');
     });
 }
+
+const DASHBOARD_PORT_FLAG = '--dashboard-port <port>';
+const DASHBOARD_PORT_HELP =
+  'port of the dashboard and /metrics (DR_DASHBOARD_PORT, default 8265; 0 picks a free one). ' +
+  'Tokens: the cluster token or DR_DASHBOARD_TOKEN';
 
 function nodeOptions(cmd: Command): Command {
   return cmd
@@ -185,15 +197,32 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
     logger = createLogger({ role });
     const kinds = await loadKinds(flags.kinds);
     const resources = await detectResources({ labels: config.labels, gpuIds: config.gpus });
-    const runtime = new NodeRuntime({ config, role, kinds, resources, logger });
+    const monitor =
+      role === 'head'
+        ? createHeadMonitor({
+            tokens: [config.token, process.env.DR_DASHBOARD_TOKEN ?? ''],
+            host: config.listenHost,
+            port: dashboardPort(flags.dashboardPort),
+            log: logger,
+          })
+        : undefined;
+    const runtime = new NodeRuntime({
+      config,
+      role,
+      kinds: monitor === undefined ? kinds : new Map([...kinds, monitor.kind]),
+      resources,
+      logger,
+    });
     const log = logger;
+    let stopReporting = (): void => undefined;
     let stopping = false;
     const shutdown = (why: string, code: number) => {
       if (stopping) return;
       stopping = true;
       log.info({ why }, 'node stopping');
       setTimeout(() => process.exit(code), 10_000).unref();
-      runtime.stop().then(
+      stopReporting();
+      Promise.all([monitor?.close(), runtime.stop()]).then(
         () => process.exit(code),
         (err: unknown) => {
           log.error({ err }, 'error while stopping');
@@ -216,7 +245,13 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
       shutdown(err.code, 1);
     });
     await runtime.start();
-    log.info({ rank: runtime.rank, port: runtime.node.port, kinds: [...kinds.keys()] }, 'node ready');
+    // A dashboard that cannot listen is logged and skipped: monitoring never stops a cluster from running.
+    const dashboard = await monitor?.attach(runtime);
+    stopReporting = startNodeReporting(runtime, { mailboxDepths: () => runtime.mailboxDepths() });
+    log.info(
+      { rank: runtime.rank, port: runtime.node.port, kinds: [...kinds.keys()], dashboard },
+      'node ready',
+    );
   } catch (err) {
     fail(err);
   }
