@@ -13,7 +13,6 @@ import { trainerActor } from './trainer/trainer-actor.ts';
 import { trainerRolloutActor } from './trainer/trainer-rollout-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
 import { searchActor } from './search/search-actor.ts';
-import { toolInboxActor } from './tool-inbox/tool-caller.ts';
 import { nodeLogsActor } from '../runtime/monitor/node-logs-actor.ts';
 
 export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
@@ -27,6 +26,5 @@ export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['sandbox', sandboxActor as ActorFactory<never>],
   ['search', searchActor as ActorFactory<never>],
   ['browse', browseActor as ActorFactory<never>],
-  ['tool-inbox', toolInboxActor as ActorFactory<never>],
   ['node-logs', nodeLogsActor as ActorFactory<never>],
 ]);

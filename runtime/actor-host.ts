@@ -70,8 +70,8 @@ interface Slot {
   scheduled: boolean;
   /** The delivery being handled (what supervision logs and fails when the actor throws). */
   current: Delivery | undefined;
-  /** Most receives in flight at once (SpawnSpec.maxConcurrency). */
-  readonly maxConcurrency: number;
+  /** Most receives in flight at once (SpawnSpec.maxConcurrency, else what the incarnation declares). */
+  maxConcurrency: number;
   /** Deliveries whose receive is running (maxConcurrency > 1 only). */
   readonly inFlight: Set<Delivery>;
   /** Bumped at every restart: a late outcome of an earlier incarnation is dropped. */
@@ -114,13 +114,7 @@ export class ActorHost {
   async spawn(spec: SpawnSpec, restarts = 0): Promise<ActorRef> {
     if (this.closed)
       throw new DrError(ActorErrorCode.STOPPED, `this node is shutting down; cannot spawn '${spec.name}'`);
-    const maxConcurrency = spec.maxConcurrency ?? 1;
-    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1) {
-      throw new DrError(
-        ActorErrorCode.BAD_SPEC,
-        `maxConcurrency of '${spec.name}' must be an integer >= 1 (got ${String(spec.maxConcurrency)})`,
-      );
-    }
+    if (spec.maxConcurrency !== undefined) concurrencyOf(spec, undefined);
     const factory = this.opts.kinds.get(spec.kind);
     if (factory === undefined) {
       throw new DrError(
@@ -149,6 +143,13 @@ export class ActorHost {
           cause: err,
         },
       );
+    }
+    let maxConcurrency: number;
+    try {
+      maxConcurrency = concurrencyOf(spec, actor);
+    } catch (err) {
+      await stopQuietly(actor, log);
+      throw err;
     }
     if (this.slots.has(spec.name) || this.closed) {
       await stopQuietly(actor, log);
@@ -400,7 +401,14 @@ export class ActorHost {
       await new Promise((r) => setTimeout(r, decision.backoffMs));
       if (this.closed || this.slots.get(slot.spec.name) !== slot) return sctx.stop as symbol;
       try {
-        slot.actor = await slot.factory(slot.spec.args as never, slot.ctx);
+        const actor = await slot.factory(slot.spec.args as never, slot.ctx);
+        try {
+          slot.maxConcurrency = concurrencyOf(slot.spec, actor);
+        } catch (err) {
+          await stopQuietly(actor, slot.log);
+          throw err;
+        }
+        slot.actor = actor;
         slot.restarts++;
         slot.state = 'running';
         slot.log.warn({ restarts: slot.restarts, backoffMs: decision.backoffMs }, 'actor restarted');
@@ -481,6 +489,17 @@ export function notFound(name: string, rank: number): DrError {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The spec's maxConcurrency, else the incarnation's own, else 1; anything but an integer >= 1 is refused. */
+function concurrencyOf(spec: SpawnSpec, actor: Actor | undefined): number {
+  const n = spec.maxConcurrency ?? actor?.maxConcurrency ?? 1;
+  if (Number.isInteger(n) && n >= 1) return n;
+  const from = spec.maxConcurrency === undefined ? `kind '${spec.kind}' declares` : 'the spawn spec sets';
+  throw new DrError(
+    ActorErrorCode.BAD_SPEC,
+    `maxConcurrency of '${spec.name}' must be an integer >= 1 but ${from} ${String(n)}`,
+  );
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {

@@ -40,6 +40,9 @@ export interface Actor<M = unknown, R = unknown> {
   receive(msg: M, ctx: ActorContext): R | Promise<R>;
   /** Called when the incarnation stops (shutdown, before a restart, or when its node leaves). */
   stop?(): void | Promise<void>;
+  /** How many `receive` calls this actor can take at once when its SpawnSpec sets no `maxConcurrency`
+   * (an I/O-bound kind declares its own, e.g. from its args, so every spawner gets it). Default 1. */
+  readonly maxConcurrency?: number;
 }
 
 /** Builds a fresh incarnation. Called at spawn and at every supervised restart; `args` are the spawn args. */
@@ -73,7 +76,7 @@ export interface SpawnSpec<A = unknown> {
   supervision?: Partial<SupervisionPolicy>;
   /** When its node goes down, re-spawn on a survivor (per `placement`, falling back to spread). */
   respawnOnNodeLoss?: boolean;
-  /** `receive` calls in flight at once (default 1: one message at a time). Above 1, messages start in
+  /** `receive` calls in flight at once (default: what the actor declares, else 1: one message at a time). Above 1, messages start in
    * mailbox order but may finish in any order, each ask gets its own reply; a throwing receive fails its
    * ask and triggers supervision, and a restart fails the other calls still in flight with ACTOR_STOPPED
    * (their late results are dropped). Only for actors whose state tolerates interleaving at `await`s. */

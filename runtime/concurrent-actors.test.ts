@@ -54,6 +54,13 @@ const gated: ActorFactory<{ incarnation: number }> = (args) => {
 let incarnations = 0;
 const kinds = new Map([
   ['gated', ((_a, ctx) => gated({ incarnation: ++incarnations }, ctx)) as ActorFactory<never>],
+  [
+    'gated-declares-2',
+    (async (_a, ctx) => ({
+      ...(await gated({ incarnation: ++incarnations }, ctx)),
+      maxConcurrency: 2,
+    })) as ActorFactory<never>,
+  ],
 ]);
 
 let system: ActorSystem | undefined;
@@ -172,6 +179,29 @@ describe('actors with maxConcurrency', () => {
     open('fast');
     await expect(fast).resolves.toBe('fast');
     await expect(slow).rejects.toSatisfy((e) => isDrError(e, 'ACTOR_ASK_TIMEOUT'));
+  });
+
+  it('takes the concurrency an actor kind declares unless the spawn spec sets one', async () => {
+    system = createActorSystem({ kinds });
+    await system.spawn({ kind: 'gated-declares-2', name: 'g' });
+    const declared = ['a', 'b', 'c'].map((id) => hold(id));
+    await settle();
+    expect(started).toEqual(['a', 'b']);
+    for (const id of ['a', 'b']) open(id);
+    await settle();
+    open('c');
+    await Promise.all(declared);
+    await system.stopActor('g');
+    started.length = 0;
+
+    await system.spawn({ kind: 'gated-declares-2', name: 'g', maxConcurrency: 1 });
+    const overridden = ['d', 'e'].map((id) => hold(id));
+    await settle();
+    expect(started).toEqual(['d']);
+    open('d');
+    await settle();
+    open('e');
+    expect(await Promise.all(overridden)).toEqual(['d', 'e']);
   });
 
   it('refuses a maxConcurrency that is not an integer of at least 1', async () => {

@@ -1,7 +1,8 @@
 /**
  * `npm run bench:tools`: the SearchActor and BrowseActor on the sandbox web with injected heavy-tailed
  * latency, through a real cluster: this process is the head (and hosts the sandbox servers); the tool actors
- * run on worker processes. Calls go out with ToolCaller (deferred replies), the way rollouts call tools.
+ * run on worker processes. Calls are plain asks to tool actors with maxConcurrency (default 256), the way
+ * rollouts call tools.
  *
  *   cached search   the same queries asked again (cache hits) vs their first, uncached asks (the baseline,
  *                   same concurrency, same run): throughput and p50/p99 latency, and the ratio.
@@ -17,11 +18,11 @@
  * share one document store, so each page is fetched and extracted once).
  *
  * Prediction, written before the first run (then with lognormal median 300 ms, sigma 1, cap 8 s): cached
- * search through the cluster costs an ask, its ack and a tell back (~0.3 ms each on loopback), so ~5-10k
- * calls/s at 64 in flight with p99 under 20 ms, against ~130/s uncached (64 / ~0.5 s mean injected
- * latency): a ratio near 50x. The fan-out is bounded by the slowest draw (~5 s); the extraction of ~512
- * distinct pages (~12 ms of CPU each) overlaps the waiting, so a makespan within ~1.1x. What was measured
- * is in actors/search/README.md.
+ * search through the cluster costs an ask, its ack and a tell back (the deferred replies of then; now one
+ * ask) (~0.3 ms each on loopback), so ~5-10k calls/s at 64 in flight with p99 under 20 ms, against ~130/s
+ * uncached (64 / ~0.5 s mean injected latency): a ratio near 50x. The fan-out is bounded by the slowest
+ * draw (~5 s); the extraction of ~512 distinct pages (~12 ms of CPU each) overlaps the waiting, so a
+ * makespan within ~1.1x. What was measured is in actors/search/README.md.
  *
  * Usage: npm run bench:tools [-- --groups 128 --group-size 16 --variants 4 --concurrency 256
  *          --latency lognormal:800:1.0:15000 --workers 2 --search-shards 4 --browse-shards 8 --seed 7]
@@ -48,7 +49,6 @@ import {
 } from '../actors/sandbox/index.ts';
 import { webSearchRequest, type SearchStatsReply, type WebSearchReply } from '../actors/search/protocol.ts';
 import { askWebSearch } from '../actors/search/search-routing.ts';
-import { ToolCaller } from '../actors/tool-inbox/tool-caller.ts';
 import { kinds } from './bench-tools-kinds.ts';
 
 const { values: opts } = parseArgs({
@@ -87,7 +87,7 @@ const CALL_TIMEOUT_MS = 120_000;
 const KEY_ENV = 'DR_BENCH_SANDBOX_KEY';
 // Lenient failure detection: this measures the tool actors, not the failure detector, and on a small shared
 // machine a process busy with a 4,096-call burst can miss heartbeats for seconds (then its link is dropped
-// and deferred replies in flight on it are lost). The test helper's defaults are sub-second.
+// and the asks in flight on it fail with ACTOR_NODE_DOWN). The test helper's defaults are sub-second.
 const HEARTBEAT_MS = { heartbeatIntervalMs: 1_000, suspectAfterMs: 15_000, downAfterMs: 30_000 };
 const HEARTBEAT = [
   '--heartbeat-ms',
@@ -233,10 +233,9 @@ async function main(): Promise<void> {
         },
       });
     }
-    const caller = await ToolCaller.create(head, 'bench');
     const search = (queries: string[]) =>
       askWebSearch(
-        (name, msg) => caller.call<WebSearchReply>(name, msg, CALL_TIMEOUT_MS),
+        (name, msg) => head.ask<WebSearchReply>(name, msg, { timeoutMs: CALL_TIMEOUT_MS }),
         webSearchRequest(queries),
         SEARCH_SHARDS,
       );
@@ -302,10 +301,10 @@ async function main(): Promise<void> {
             : 'error';
         });
         calls.push(async () => {
-          const reply = await caller.call<BrowseReply>(
+          const reply = await head.ask<BrowseReply>(
             browseActorFor(trajectoryId, BROWSE_SHARDS),
             browseRequest([`${pageWeb.url}${page.path}`], question, trajectoryId, query),
-            CALL_TIMEOUT_MS,
+            { timeoutMs: CALL_TIMEOUT_MS },
           );
           return reply.results[0]?.status === 'ok' ? 'ok' : 'error';
         });

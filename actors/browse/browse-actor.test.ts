@@ -48,6 +48,22 @@ describe('BrowseActor', () => {
     expect(afterForget.results[0]?.information).toContain(ARTICLE_FACT);
   });
 
+  it('answers a browse while another one is still waiting on its page', async () => {
+    await start(1);
+    let hangSettled = false;
+    const hanging = s
+      .ask<BrowseReply>('browse/0', browseRequest([`${site.url}/hang`], Q, 'traj-a'), { timeoutMs: 1_000 })
+      .finally(() => {
+        hangSettled = true;
+      });
+
+    const article = await s.ask<BrowseReply>('browse/0', browseRequest([`${site.url}/article`], Q, 'traj-b'));
+
+    expect(article.results[0]?.information).toContain(ARTICLE_FACT);
+    expect(hangSettled).toBe(false);
+    await expect(hanging).rejects.toMatchObject({ code: 'ACTOR_ASK_TIMEOUT' });
+  });
+
   it('refuses loopback pages when the sandbox is not allow-listed', async () => {
     await start(1, []);
 

@@ -11,14 +11,18 @@ import { DocumentStore } from './document-store.ts';
 import { LlmReader } from './llm-reader.ts';
 import { PageFetcher } from './page-fetcher.ts';
 import { DEFAULT_PAGE_CHARS } from './paginate.ts';
-import type { ToolAccepted } from '../tool-inbox/protocol.ts';
-import { replyMaybeDeferred } from '../tool-inbox/deferred.ts';
 import type { BrowseActorReply } from './protocol.ts';
 import { BROWSE_PROTOCOL_VERSION, browseMessageSchema } from './protocol.ts';
 import { TrajectoryMemory } from './trajectory-memory.ts';
 import { UrlPolicy } from './url-safety.ts';
 
+/** Calls an actor serves at once unless its args say otherwise; `maxConcurrentFetches` still caps the
+ * fetches of the process. */
+export const DEFAULT_BROWSE_CONCURRENCY = 256;
+
 export const browseActorArgsSchema = z.object({
+  /** Calls served at once (the actor's maxConcurrency): they wait on fetches and the reading model. */
+  maxConcurrency: z.number().int().min(1).default(DEFAULT_BROWSE_CONCURRENCY),
   /** Hosts and networks allowed although not public (the sandbox web on loopback). */
   allowHosts: z.array(z.string().min(1)).default([]),
   allowCidrs: z.array(z.string().min(1)).default([]),
@@ -131,7 +135,8 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
   });
 
   return {
-    async receive(raw): Promise<BrowseActorReply | ToolAccepted> {
+    maxConcurrency: args.maxConcurrency,
+    async receive(raw): Promise<BrowseActorReply> {
       const parsed = browseMessageSchema.safeParse(raw);
       if (!parsed.success) {
         return {
@@ -147,7 +152,7 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
       const msg = parsed.data;
       switch (msg.type) {
         case 'browse_webpage':
-          return replyMaybeDeferred(msg, ctx, () => service.browse(msg));
+          return service.browse(msg);
         case 'browse.forget':
           return {
             v: BROWSE_PROTOCOL_VERSION,

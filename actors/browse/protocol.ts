@@ -8,8 +8,6 @@
  * go to the same actor: `browse/<browseShardFor(trajectoryId, n)>` (browse-routing.ts).
  */
 import { z } from 'zod';
-import type { DeferredReplyFields } from '../tool-inbox/protocol.ts';
-import { deferredReplyFieldsSchema } from '../tool-inbox/protocol.ts';
 
 export const BROWSE_PROTOCOL_VERSION = 1;
 /** URLs one browse_webpage call may carry; they are read concurrently. */
@@ -24,9 +22,9 @@ export const MAX_URL_CHARS = 4_096;
  */
 export type BrowseStatus = 'ok' | 'unsupported' | 'refused' | 'failed';
 
-/** The `browse_webpage` tool call. With `replyTo` + `callId` (see actors/tool-inbox) the actor
- * acknowledges at once and serves the call concurrently with others. */
-export interface BrowseRequest extends DeferredReplyFields {
+/** The `browse_webpage` tool call (served concurrently with other calls: the actor takes up to
+ * `maxConcurrency` asks at once). */
+export interface BrowseRequest {
   v: 1;
   type: 'browse_webpage';
   urls: string[];
@@ -105,7 +103,6 @@ export const browseRequestSchema = z.object({
   question: z.string().trim().min(1, 'browse_webpage needs the question').max(8_000),
   subQuestion: z.string().max(2_000).optional(),
   trajectoryId: z.string().min(1, 'browse_webpage needs a trajectoryId').max(256),
-  ...deferredReplyFieldsSchema,
 });
 
 export const forgetTrajectorySchema = z.object({

@@ -1,7 +1,8 @@
 /**
  * The trajectory's tools as calls to the tool actors: web_search split across the `search/<shard>` cache
- * shards, browse_webpage to the `browse/<shard>` actor that owns the trajectory's memory. Calls go through
- * a `ToolCaller` (actors/tool-inbox) so one tool actor serves many trajectories at once. The search query
+ * shards, browse_webpage to the `browse/<shard>` actor that owns the trajectory's memory. Calls are plain
+ * asks: the tool actors run with `maxConcurrency`, so one serves many trajectories at once, and an ask in
+ * flight to a node that goes down fails at once with ACTOR_NODE_DOWN. The search query
  * that surfaced a URL travels with its browse as the sub-question the reading agent reads for. A request the
  * tool actor refuses as a whole fails the tool call with the actor's error code.
  */
@@ -13,7 +14,6 @@ import { BROWSE_PROTOCOL_VERSION, browseRequest, type BrowseReply } from '../bro
 import { formatSearchResponse } from '../search/search-format.ts';
 import { askWebSearch } from '../search/search-routing.ts';
 import { webSearchRequest, type WebSearchReply } from '../search/protocol.ts';
-import { ToolCaller } from '../tool-inbox/tool-caller.ts';
 import type { ToolContext, ToolRunner } from './tool-runner.ts';
 
 export interface ActorToolsOptions {
@@ -29,10 +29,9 @@ function refused(reply: { error?: { code: string; message: string } }): void {
 export class ActorTools implements ToolRunner {
   /** trajectory id -> url -> the query whose results listed it */
   private readonly foundBy = new Map<string, Map<string, string>>();
-  private caller: Promise<ToolCaller> | undefined;
 
   constructor(
-    private readonly ctx: Pick<ActorContext, 'ask' | 'tell' | 'spawn' | 'self'>,
+    private readonly ctx: Pick<ActorContext, 'ask' | 'tell'>,
     private readonly options: ActorToolsOptions,
   ) {}
 
@@ -40,15 +39,7 @@ export class ActorTools implements ToolRunner {
     target: string,
     msg: object,
   ): Promise<R> {
-    this.caller ??= ToolCaller.create(this.ctx, this.ctx.self.name);
-    let caller: ToolCaller;
-    try {
-      caller = await this.caller;
-    } catch (err) {
-      this.caller = undefined;
-      throw err;
-    }
-    const reply = await caller.call<R>(target, msg, this.options.timeoutMs);
+    const reply = await this.ctx.ask<R>(target, msg, { timeoutMs: this.options.timeoutMs });
     refused(reply);
     return reply;
   }

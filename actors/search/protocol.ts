@@ -9,8 +9,6 @@
  * entry, or sends the whole call to any one actor (correct, but that actor's shard then caches foreign keys).
  */
 import { z } from 'zod';
-import type { DeferredReplyFields } from '../tool-inbox/protocol.ts';
-import { deferredReplyFieldsSchema } from '../tool-inbox/protocol.ts';
 
 export const SEARCH_PROTOCOL_VERSION = 1;
 /** DeepResearcher lets one web_search call carry at most this many queries. */
@@ -32,9 +30,9 @@ export interface SearchError {
   message: string;
 }
 
-/** The `web_search` tool call: up to 3 queries, run concurrently. With `replyTo` + `callId` (see
- * actors/tool-inbox) the actor acknowledges at once and serves the call concurrently with others. */
-export interface WebSearchRequest extends DeferredReplyFields {
+/** The `web_search` tool call: up to 3 queries, run concurrently (and concurrently with other calls: the
+ * actor takes up to `maxConcurrency` asks at once). */
+export interface WebSearchRequest {
   v: 1;
   type: 'web_search';
   queries: string[];
@@ -104,7 +102,6 @@ export const webSearchRequestSchema = z.object({
   topK: z.number().int().min(1).max(MAX_TOP_K).optional(),
   region: z.string().min(1).max(16).optional(),
   language: z.string().min(1).max(16).optional(),
-  ...deferredReplyFieldsSchema,
 });
 
 export const searchStatsRequestSchema = z.object({

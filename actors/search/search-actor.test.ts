@@ -62,6 +62,28 @@ describe('SearchActor', () => {
     ]);
   });
 
+  it('serves concurrent asks at once, up to its maxConcurrency', async () => {
+    const s = system();
+    server.setLatency(100);
+    await s.spawn({ kind: 'search', name: 'search/0', args: { ...args(0), maxConcurrency: 2 } });
+    await s.spawn({ kind: 'search', name: 'search/1', args: args(1) });
+    const sixAsks = (name: string, prefix: string) =>
+      Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          s.ask<WebSearchReply>(name, webSearchRequest([`${prefix} ${i}`])),
+        ),
+      );
+
+    await sixAsks('search/0', 'narrow');
+    const narrow = server.maxConcurrent;
+    const replies = await sixAsks('search/1', 'wide');
+
+    expect(narrow).toBe(2);
+    expect(server.maxConcurrent).toBe(6);
+    expect(replies.map((r) => r.results[0]?.query)).toEqual(Array.from({ length: 6 }, (_, i) => `wide ${i}`));
+    expect(replies.every((r) => r.results[0]?.hits.length === 10)).toBe(true);
+  });
+
   it('keeps its cache across a restart of the whole system', async () => {
     const first = system();
     await spawnShards(first, 2);

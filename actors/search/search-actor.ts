@@ -9,8 +9,6 @@ import { z } from 'zod';
 import { DrError } from '../../config/errors.ts';
 import type { ActorFactory } from '../../runtime/actor.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
-import type { ToolAccepted } from '../tool-inbox/protocol.ts';
-import { replyMaybeDeferred } from '../tool-inbox/deferred.ts';
 import type { SearchReply } from './protocol.ts';
 import { SEARCH_PROTOCOL_VERSION, searchMessageSchema } from './protocol.ts';
 import { KeyedRateLimiters } from './rate-limiter.ts';
@@ -18,8 +16,14 @@ import { createSearchBackend } from './search-backends.ts';
 import { DEFAULT_CACHE_TTL_MS, SearchCache } from './search-cache.ts';
 import { SearchService } from './search-service.ts';
 
+/** What an actor shard takes at once unless its args say otherwise; the rate limiter's `maxConcurrent`
+ * still caps the requests to the search API. */
+export const DEFAULT_SEARCH_CONCURRENCY = 256;
+
 export const searchActorArgsSchema = z.object({
   shard: z.number().int().min(0),
+  /** Calls served at once (the actor's maxConcurrency): each waits on the network, not on the CPU. */
+  maxConcurrency: z.number().int().min(1).default(DEFAULT_SEARCH_CONCURRENCY),
   backend: z.object({
     kind: z.enum(['serper', 'bing', 'searxng']),
     baseUrl: z.string().url().optional(),
@@ -108,7 +112,8 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
   purge.unref();
 
   return {
-    async receive(raw): Promise<SearchReply | ToolAccepted> {
+    maxConcurrency: args.maxConcurrency,
+    async receive(raw): Promise<SearchReply> {
       const parsed = searchMessageSchema.safeParse(raw);
       if (!parsed.success) {
         return {
@@ -124,7 +129,7 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
       const msg = parsed.data;
       if (msg.type === 'search.stats')
         return { v: SEARCH_PROTOCOL_VERSION, type: 'search.stats.reply', ...service.stats() };
-      return replyMaybeDeferred(msg, ctx, () => service.webSearch(msg));
+      return service.webSearch(msg);
     },
     stop() {
       clearInterval(purge);
