@@ -9,8 +9,8 @@ import {
   type OpenAITestServer,
   type ScriptedRequest,
 } from '../rollout/openai-test-server.ts';
-import { toolInboxActor } from '../tool-inbox/tool-caller.ts';
-import { rolloutActor } from '../rollout/rollout-actor.ts';
+import { createHeadMonitor, type HeadMonitor } from '../../runtime/monitor/head-monitor.ts';
+import { kinds as realKinds } from '../kinds.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
 import { loadDataset, type DatasetRow } from './datasets.ts';
 import { sandboxBrowse, sandboxSearch } from './testing/sandbox-tool-kinds.ts';
@@ -76,19 +76,23 @@ describe('job manager', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function startHead(overrides: Partial<JobManagerArgs> = {}): Promise<ActorSystem> {
+  async function startHead(
+    overrides: Partial<JobManagerArgs> = {},
+    monitor?: HeadMonitor,
+  ): Promise<ActorSystem> {
     const system = createActorSystem({
       kinds: new Map<string, ActorFactory<never>>([
+        ...realKinds,
         ['jobs', jobManager],
-        ['rollout', rolloutActor],
-        ['tool-inbox', toolInboxActor as ActorFactory<never>],
         ['search', sandboxSearch],
         ['browse', sandboxBrowse],
+        ...(monitor === undefined ? [] : [monitor.kind]),
       ]),
     });
     systems.push(system);
     await system.spawn({ kind: 'search', name: 'search/0' });
     await system.spawn({ kind: 'browse', name: 'browse/0' });
+    if (monitor !== undefined) await system.spawn({ kind: 'monitor', name: 'monitor' });
     const args: JobManagerArgs = {
       dataDir: join(dir, 'jobs'),
       outputsDir: join(dir, 'outputs'),
@@ -122,7 +126,8 @@ describe('job manager', () => {
     });
 
   it('runs an evaluate job on the sandbox and writes the rollout file and the score table', async () => {
-    const head = await startHead();
+    const monitor = createHeadMonitor({ tokens: ['t'] });
+    const head = await startHead({}, monitor);
     const { job } = await head.ask<JobReply>('jobs', {
       v: 1,
       type: 'jobs.submit',
@@ -146,6 +151,19 @@ describe('job manager', () => {
     const table = await readFile(String(done.result?.paths.table), 'utf8');
     expect(table).toContain('| sandbox | 12 | 50.00 | 50.00 | 50.00 | 0 |');
     expect(judge.requests).toHaveLength(12);
+    // The dashboard's jobs table got every change, ending with the result files as absolute paths.
+    await waitFor(async () => (monitor.jobs.jobs()[0]?.state === 'succeeded' ? true : undefined));
+    expect(monitor.jobs.jobs()).toEqual([
+      expect.objectContaining({
+        id: job.id,
+        kind: 'evaluate',
+        progress: { done: 12, total: 12 },
+        submittedAt: Date.parse(done.createdAt),
+        startedAt: Date.parse(String(done.startedAt)),
+        finishedAt: Date.parse(String(done.finishedAt)),
+        results: expect.arrayContaining([{ label: 'rollout', href: rolloutFile }]),
+      }),
+    ]);
   });
 
   it('runs a research job with n rollouts and reports each answer', async () => {
@@ -163,6 +181,12 @@ describe('job manager', () => {
     expect(done.result?.summary).toEqual([0, 1, 2].map((sample) => ({ sample, answer, end: 'answer' })));
     const saved = JSON.parse(await readFile(String(done.result?.paths.trajectories), 'utf8')) as Trajectory[];
     expect(saved.map((t) => t.id)).toEqual([0, 1, 2].map((s) => `${job.id}/0#${s}`));
+
+    // A finished job reads the same after a head restart.
+    await head.stop();
+    systems = systems.filter((s) => s !== head);
+    const restarted = await startHead();
+    expect(await get(restarted, job.id)).toEqual(done);
   });
 
   it('refuses a bad config with a typed error and lists and logs jobs', async () => {
@@ -170,21 +194,32 @@ describe('job manager', () => {
     await expect(
       head.ask('jobs', { v: 1, type: 'jobs.submit', kind: 'evaluate', config: { data: DATA, n: 0 } }),
     ).rejects.toMatchObject({ code: 'JOBS_BAD_CONFIG' });
-    const train = await head.ask<JobReply>('jobs', {
+    // A train config is checked against config/train.ts: the failing field is named.
+    await expect(
+      head.ask('jobs', {
+        v: 1,
+        type: 'jobs.submit',
+        kind: 'train',
+        config: {
+          train: { name: 'x', steps: 0, policy: { kind: 'embedded' }, data: { train: DATA, dev: DATA } },
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'JOBS_BAD_CONFIG', message: expect.stringContaining('steps') });
+    const research = await head.ask<JobReply>('jobs', {
       v: 1,
       type: 'jobs.submit',
-      kind: 'train',
-      config: { data: DATA, steps: 3, policy: { kind: 'chat', baseURL: policy.baseURL, model: 'p' } },
+      kind: 'research',
+      config: { question: rows[0]?.question, policy: { kind: 'chat', baseURL: policy.baseURL, model: 'p' } },
     });
-    expect(train.job).toMatchObject({ kind: 'train', state: 'queued', config: { n: 16, maxTurns: 10 } });
+    expect(research.job).toMatchObject({ kind: 'research', config: { n: 1, maxTurns: 10 } });
     const list = await head.ask<JobListReply>('jobs', { v: 1, type: 'jobs.list' });
-    expect(list.jobs.map((j) => j.id)).toEqual([train.job.id]);
+    expect(list.jobs.map((j) => j.id)).toEqual([research.job.id]);
     const logs = await head.ask<{ lines: string[] }>('jobs', {
       v: 1,
       type: 'jobs.logs',
-      jobId: train.job.id,
+      jobId: research.job.id,
     });
-    expect(logs.lines.join('\n')).toContain('submitted train job');
+    expect(logs.lines.join('\n')).toContain('submitted research job');
     await expect(head.ask('jobs', { v: 1, type: 'jobs.get', jobId: 'nope' })).rejects.toMatchObject({
       code: 'JOBS_NOT_FOUND',
     });

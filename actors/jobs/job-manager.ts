@@ -4,7 +4,9 @@
  * trajectories that never reported. Work goes to RolloutActors `rollout/0..R-1` (spawned on demand, spread
  * over the nodes and re-spawned when a node goes down); a periodic lease check asks each of them which of a
  * job's trajectories it is still running, and re-dispatches those it lost (a killed worker). A trajectory
- * is counted once, by id, however many times it is run or reported.
+ * is counted once, by id, however many times it is run or reported. A train job is one TrainerActor beside the
+ * manager, polled for its step; after a head restart it is spawned again and resumes from its last
+ * checkpoint. Every change of a job is told to the dashboard's `monitor` actor when there is one.
  */
 import { randomBytes } from 'node:crypto';
 import { DrError, isDrError } from '../../config/errors.ts';
@@ -20,16 +22,21 @@ import {
 } from '../rollout/protocol.ts';
 import { trajectoryId } from '../rollout/run-trajectory.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
+import type { TrainerStatus } from '../trainer/protocol.ts';
 import { loadDataset } from './datasets.ts';
 import { finishEvaluation, finishResearch, researchUnits, unitsFor } from './evaluation.ts';
 import { JobJournal } from './journal.ts';
+import { MonitorReporter } from './monitor-reports.ts';
+import { stepLine, trainerName, trainerSpec, trainPaths, trainResult } from './train-job.ts';
 import {
   configSchemas,
   JOBS_PROTOCOL_VERSION,
   JOB_MANAGER_NAME,
   jobsMessageSchema,
+  parseTrainJobConfig,
   TERMINAL_STATES,
   type EvaluateConfig,
+  type JobConfig,
   type JobKind,
   type JobListReply,
   type JobLogsReply,
@@ -38,6 +45,7 @@ import {
   type JobResult,
   type JobState,
   type ResearchConfig,
+  type TrainJobConfig,
 } from './protocol.ts';
 
 export interface JobManagerArgs {
@@ -48,6 +56,8 @@ export interface JobManagerArgs {
   rolloutActors?: number;
   rolloutArgs?: RolloutActorArgs;
   leaseCheckMs?: number;
+  /** How often a train job's trainer is asked for its status. */
+  trainerPollMs?: number;
 }
 
 interface Running {
@@ -61,6 +71,13 @@ interface Running {
 }
 
 const LOST_AFTER_MISSES = 2;
+/** A trainer that vanishes more often than this (not a crash its supervisor restarts) fails its job. */
+const MAX_TRAINER_RESPAWNS = 3;
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
 
 function newJobId(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
@@ -73,6 +90,18 @@ function errorOf(err: unknown): { code: string; message: string } {
     : { code: 'JOB_FAILED', message: String(err) };
 }
 
+function validate(kind: JobKind, config: unknown): JobConfig {
+  if (kind === 'train') return parseTrainJobConfig(config);
+  const parsed = configSchemas[kind].safeParse(config);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`)
+      .join('; ');
+    throw new DrError('JOBS_BAD_CONFIG', `invalid ${kind} job config: ${issues}`);
+  }
+  return parsed.data;
+}
+
 export function createJobManager(): ActorFactory<JobManagerArgs> {
   return (args, ctx): Actor => {
     const journal = new JobJournal(args.dataDir);
@@ -80,6 +109,8 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
     const running = new Map<string, Running>();
     const rolloutNames = Array.from({ length: args.rolloutActors ?? 1 }, (_, i) => `rollout/${i}`);
     let spawned = false;
+    let stopped = false;
+    const monitor = new MonitorReporter(ctx, () => jobs.values());
 
     const log = (job: JobRecord, line: string): void => {
       journal.appendLog(job.id, line);
@@ -88,7 +119,15 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
 
     const setState = (job: JobRecord, state: JobState, error?: { code: string; message: string }): void => {
       const at = new Date().toISOString();
-      journal.append({ t: 'state', at, jobId: job.id, state, ...(error === undefined ? {} : { error }) });
+      const done = job.progress.done;
+      journal.append({
+        t: 'state',
+        at,
+        jobId: job.id,
+        state,
+        done,
+        ...(error === undefined ? {} : { error }),
+      });
       job.state = state;
       if (state === 'running' && job.startedAt === undefined) job.startedAt = at;
       if (TERMINAL_STATES.has(state)) {
@@ -97,6 +136,20 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       }
       if (error !== undefined) job.error = error;
       log(job, error === undefined ? `state ${state}` : `state ${state}: ${error.code}: ${error.message}`);
+      monitor.report(job);
+    };
+
+    const setResult = (job: JobRecord, result: JobResult): void => {
+      journal.append({ t: 'result', at: new Date().toISOString(), jobId: job.id, result });
+      job.result = result;
+      monitor.report(job);
+    };
+
+    const setTotal = (job: JobRecord, total: number): void => {
+      if (job.progress.total === total) return;
+      journal.append({ t: 'total', at: new Date().toISOString(), jobId: job.id, total });
+      job.progress.total = total;
+      monitor.report(job);
     };
 
     const ensureRolloutActors = async (): Promise<void> => {
@@ -171,8 +224,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
           result = await finishResearch(job.id, trajectories, args.outputsDir);
         }
         if (job.state !== 'running') return;
-        journal.append({ t: 'result', at: new Date().toISOString(), jobId: job.id, result });
-        job.result = result;
+        setResult(job, result);
         setState(job, 'succeeded');
       } catch (err) {
         if (job.state === 'running') setState(job, 'failed', errorOf(err));
@@ -189,10 +241,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         const rows = await loadDataset(config.data);
         units = unitsFor(job.id, config.limit === undefined ? rows : rows.slice(0, config.limit), config.n);
       }
-      if (job.progress.total !== units.length) {
-        journal.append({ t: 'total', at: new Date().toISOString(), jobId: job.id, total: units.length });
-        job.progress.total = units.length;
-      }
+      setTotal(job, units.length);
       const byId = new Map(units.map((u) => [trajectoryId(u.questionId, u.sample), u]));
       const done = journal.trajectories(job.id);
       for (const id of done.keys()) if (!byId.has(id)) done.delete(id);
@@ -219,8 +268,81 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       );
     };
 
-    const launch = (job: JobRecord): void => {
-      start(job).catch((err: unknown) => {
+    const spawnTrainer = async (job: JobRecord, config: TrainJobConfig, resume: boolean): Promise<void> => {
+      try {
+        await ctx.spawn(trainerSpec(job.id, config, resume));
+        log(job, resume ? 'trainer started, resuming from the last checkpoint' : 'trainer started');
+      } catch (err) {
+        if (!isDrError(err, 'ACTOR_NAME_TAKEN')) throw err;
+        log(job, 'trainer already running; following it');
+      }
+    };
+
+    const onTrainerStatus = (job: JobRecord, config: TrainJobConfig, status: TrainerStatus): void => {
+      if (status.step !== job.progress.done) {
+        job.progress.done = status.step;
+        log(job, stepLine(status));
+        monitor.report(job);
+      }
+      if (status.state === 'succeeded') {
+        setResult(job, trainResult(config.train, status));
+        setState(job, 'succeeded');
+      } else if (status.state === 'failed') {
+        setResult(job, trainResult(config.train, status));
+        setState(job, 'failed', status.error ?? { code: 'TRAIN_FAILED', message: 'the trainer failed' });
+      } else if (status.state === 'cancelled') {
+        setState(job, 'cancelled');
+      }
+    };
+
+    const watchTrainer = async (job: JobRecord, config: TrainJobConfig): Promise<void> => {
+      let respawns = 0;
+      while (!stopped && job.state === 'running') {
+        await sleep(args.trainerPollMs ?? 1_000);
+        if (stopped || job.state !== 'running') return;
+        let status: TrainerStatus;
+        try {
+          status = await ctx.ask<TrainerStatus>(
+            trainerName(job.id),
+            { v: 1, type: 'trainer.status' },
+            { timeoutMs: 10_000 },
+          );
+        } catch (err) {
+          if (!isDrError(err, 'ACTOR_NOT_FOUND')) {
+            ctx.log.warn({ job: job.id, err: errorOf(err) }, 'trainer status failed');
+            continue;
+          }
+          if (++respawns > MAX_TRAINER_RESPAWNS) {
+            setState(job, 'failed', {
+              code: 'JOBS_TRAINER_LOST',
+              message: `the trainer of ${job.id} disappeared ${respawns} times; see \`dr logs ${job.id}\` and resubmit with --resume`,
+            });
+            return;
+          }
+          log(job, 'trainer is gone; starting it again');
+          await spawnTrainer(job, config, true);
+          continue;
+        }
+        if (job.state === 'running') onTrainerStatus(job, config, status);
+      }
+    };
+
+    const startTrain = async (job: JobRecord, resume: boolean): Promise<void> => {
+      const config = job.config as TrainJobConfig;
+      if (job.state === 'queued') setState(job, 'running');
+      setTotal(job, config.train.steps);
+      if (job.result === undefined) setResult(job, { paths: trainPaths(config.train) });
+      await spawnTrainer(job, config, resume);
+      await watchTrainer(job, config);
+    };
+
+    /** `restarted`: the job was running or queued before this job manager started (a head restart). */
+    const launch = (job: JobRecord, restarted: boolean): void => {
+      const run =
+        job.kind === 'train'
+          ? startTrain(job, restarted || (job.config as TrainJobConfig).resume)
+          : start(job);
+      run.catch((err: unknown) => {
         if (job.state === 'running' || job.state === 'queued') setState(job, 'failed', errorOf(err));
       });
     };
@@ -236,12 +358,20 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       state.assigned.delete(id);
       state.misses.delete(id);
       job.progress.done = state.done.size;
+      monitor.report(job);
       const step = Math.max(1, Math.floor(job.progress.total / 10));
       if (job.progress.done % step === 0) log(job, `progress ${job.progress.done}/${job.progress.total}`);
       if (state.done.size === state.units.size) void finish(job, state);
     };
 
-    const cancelRemote = (jobId: string): void => {
+    const cancelRemote = (job: JobRecord): void => {
+      const jobId = job.id;
+      if (job.kind === 'train') {
+        ctx
+          .ask(trainerName(jobId), { v: 1, type: 'trainer.cancel' }, { timeoutMs: 10_000 })
+          .catch((err: unknown) => log(job, `trainer did not take the cancel (${errorOf(err).code})`));
+        return;
+      }
       for (const name of rolloutNames) {
         ctx
           .ask(name, { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.cancel', jobId }, { timeoutMs: 10_000 })
@@ -308,25 +438,18 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
     timer.unref();
 
     for (const job of jobs.values()) {
-      if (job.kind === 'train') continue;
       if (job.state === 'running' || job.state === 'queued') {
         journal.appendLog(job.id, 'resuming after a job manager restart');
-        launch(job);
+        launch(job, true);
       }
     }
+    monitor.reportAll();
 
     const submit = (kind: JobKind, config: unknown): JobRecord => {
-      const parsed = configSchemas[kind].safeParse(config);
-      if (!parsed.success) {
-        const issues = parsed.error.issues
-          .map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`)
-          .join('; ');
-        throw new DrError('JOBS_BAD_CONFIG', `invalid ${kind} job config: ${issues}`);
-      }
       const job: JobRecord = {
         id: newJobId(),
         kind,
-        config: parsed.data,
+        config: validate(kind, config),
         state: 'queued',
         createdAt: new Date().toISOString(),
         progress: { done: 0, total: 0 },
@@ -334,8 +457,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       journal.append({ t: 'submitted', at: job.createdAt, job });
       jobs.set(job.id, job);
       log(job, `submitted ${kind} job`);
-      if (kind === 'train') log(job, 'queued until a training runner is registered by the learner');
-      else launch(job);
+      launch(job, false);
       return job;
     };
 
@@ -357,7 +479,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
           const job = jobs.get(msg.jobId);
           if (job?.state === 'running') {
             setState(job, 'failed', msg.error);
-            cancelRemote(job.id);
+            cancelRemote(job);
           }
           return undefined;
         }
@@ -398,13 +520,14 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
             const job = find(msg.jobId);
             if (!TERMINAL_STATES.has(job.state)) {
               setState(job, 'cancelled');
-              cancelRemote(job.id);
+              cancelRemote(job);
             }
             return reply(job);
           }
         }
       },
       stop(): void {
+        stopped = true;
         clearInterval(timer);
       },
     };

@@ -11,7 +11,15 @@ import type { JobRecord, JobResult, JobState } from './protocol.ts';
 
 export type JournalEvent =
   | { t: 'submitted'; at: string; job: JobRecord }
-  | { t: 'state'; at: string; jobId: string; state: JobState; error?: { code: string; message: string } }
+  | {
+      t: 'state';
+      at: string;
+      jobId: string;
+      state: JobState;
+      /** Progress when the state changed: a finished job's count, which is not re-derived after a restart. */
+      done?: number;
+      error?: { code: string; message: string };
+    }
   | { t: 'total'; at: string; jobId: string; total: number }
   | { t: 'result'; at: string; jobId: string; result: JobResult };
 
@@ -88,6 +96,7 @@ export class JobJournal {
         if (raw.state === 'succeeded' || raw.state === 'failed' || raw.state === 'cancelled')
           job.finishedAt = raw.at;
         if (raw.error !== undefined) job.error = raw.error;
+        if (raw.done !== undefined) job.progress.done = raw.done;
       } else if (raw.t === 'total') {
         job.progress.total = raw.total;
       } else if (raw.t === 'result') {

@@ -1,9 +1,12 @@
 /**
  * Messages the job manager (`jobs`, on the head) accepts (protocol version 1), the job configurations it
  * validates, and the job record it keeps. Users reach it through the `dr submit|jobs|logs|cancel` commands;
- * RolloutActors tell it `rollout.done` / `rollout.failed` (actors/rollout/protocol.ts).
+ * RolloutActors tell it `rollout.done` / `rollout.failed` (actors/rollout/protocol.ts). A train job runs in a
+ * TrainerActor (actors/trainer/protocol.ts) that the manager spawns and polls.
  */
 import { z } from 'zod';
+import { DrError, isDrError } from '../../config/errors.ts';
+import { parseTrainConfig, type TrainConfig } from '../../config/train.ts';
 import { policyConfigSchema } from '../rollout/protocol.ts';
 
 export const JOBS_PROTOCOL_VERSION = 1;
@@ -55,24 +58,42 @@ export const evaluateConfigSchema = z.object({
   ...rolloutFields,
 });
 
-/** Accepted and validated here; run by the learner's training loop once it registers a runner. */
-export const trainConfigSchema = z.looseObject({
-  data: z.string().min(1),
-  steps: z.number().int().min(1),
-  questionsPerStep: z.number().int().min(1).default(256),
-  n: z.number().int().min(2).max(1024).default(16),
-  ...rolloutFields,
+export const trainJobConfigSchema = z.strictObject({
+  /** The training config (config/train.ts; a `preset` is applied at submit). */
+  train: z.unknown(),
+  /** Continue from the last checkpoint in the config's checkpoint folder. */
+  resume: z.boolean().default(false),
 });
+
+export interface TrainJobConfig {
+  train: TrainConfig;
+  resume: boolean;
+}
 
 export type ResearchConfig = z.infer<typeof researchConfigSchema>;
 export type EvaluateConfig = z.infer<typeof evaluateConfigSchema>;
-export type TrainConfig = z.infer<typeof trainConfigSchema>;
-export type JobConfig = ResearchConfig | EvaluateConfig | TrainConfig;
+export type JobConfig = ResearchConfig | EvaluateConfig | TrainJobConfig;
+
+/** A train job's config as submitted, validated with config/train.ts (presets applied, defaults filled). */
+export function parseTrainJobConfig(raw: unknown): TrainJobConfig {
+  const shape = trainJobConfigSchema.safeParse(raw);
+  if (!shape.success) {
+    throw new DrError(
+      'JOBS_BAD_CONFIG',
+      `invalid train job config: ${shape.error.issues[0]?.message ?? 'malformed'}; send {train: <training config>, resume?: boolean}`,
+    );
+  }
+  try {
+    return { train: parseTrainConfig(shape.data.train, 'train job config'), resume: shape.data.resume };
+  } catch (err) {
+    if (!isDrError(err)) throw err;
+    throw new DrError('JOBS_BAD_CONFIG', err.message, { cause: err, details: { cause: err.code } });
+  }
+}
 
 export const configSchemas = {
   research: researchConfigSchema,
   evaluate: evaluateConfigSchema,
-  train: trainConfigSchema,
 } as const;
 
 export interface JobResult {

@@ -3,10 +3,10 @@
  * cluster, through the job manager on the head. `--wait` follows a job to its end (a progress bar on a
  * terminal, progress lines otherwise) and exits non-zero unless it succeeded.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { resolveClusterToken } from '../../config/cluster.ts';
+import { loadTrainConfig, type TrainConfig } from '../../config/train.ts';
 import { isDrError } from '../../config/errors.ts';
 import { connectClient, type ClusterClient } from '../../runtime/client.ts';
 import { ensureJobManager, JobsClient } from '../../actors/jobs/jobs-client.ts';
@@ -113,6 +113,13 @@ function printOutcome(job: JobRecord): void {
       process.stdout.write(`answer[${s.sample}]: ${s.answer ?? '(none)'}\n`);
     }
   }
+  if (job.kind === 'train' && job.result?.summary !== undefined) {
+    const s = job.result.summary as { step: number; steps: number; validationF1: Record<string, unknown> };
+    const f1 = s.validationF1;
+    process.stdout.write(
+      `steps: ${s.step}/${s.steps}, held-out F1: ${String(f1.before)} -> ${String(f1.latest)}\n`,
+    );
+  }
 }
 
 async function follow(jobs: JobsClient, job: JobRecord): Promise<JobRecord> {
@@ -214,16 +221,25 @@ export function register(program: Command): void {
 
   submitCmd
     .command('train')
-    .description('Train the policy with GRPO (run by the learner; the config is validated now)')
+    .description('Train the policy with GRPO (one TrainerActor on the head; see actors/trainer)')
     .requiredOption(
       '--config <file>',
-      'JSON training config: {data, steps, questionsPerStep, n, policy, ...}',
+      'JSON training config (config/train.ts; "preset": "embedded-demo" or "paper" plus overrides); its paths are read on the head',
     )
+    .option('--resume', "continue from the last checkpoint in the config's checkpoint folder")
+    .option('--wait', 'follow the job until it ends')
     .option('--head <host:port>', "the head's address")
     .option('--token-file <path>', 'file holding the cluster token')
-    .action(async (f: ConnectFlags & { config: string }) => {
-      const config = JSON.parse(await readFile(f.config, 'utf8')) as unknown;
-      await submit(f, 'train', config);
+    .action(async (f: ConnectFlags & { config: string; resume?: boolean; wait?: boolean }) => {
+      let train: TrainConfig;
+      try {
+        train = loadTrainConfig(f.config);
+      } catch (err) {
+        process.stderr.write(`dr: ${isDrError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      await submit(f, 'train', { train, resume: f.resume === true });
     });
 
   program
