@@ -1,8 +1,12 @@
-/** Start-up failures of `dr` nodes: each stops the process with a message naming the setting and the fix. */
+/** `dr` node start-up: failures stop the process naming the setting and the fix; the dashboard and log files. */
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../../runtime/client.ts';
-import { runDr, startDr, TEST_KINDS, TEST_TOKEN } from '../../runtime/testing/node-process.ts';
+import { runDr, startDr, startWorker, TEST_KINDS, TEST_TOKEN } from '../../runtime/testing/node-process.ts';
 
 let busy: Server;
 let busyPort: number;
@@ -157,5 +161,65 @@ describe('the dashboard of dr head', () => {
     ]);
     expect(out.code).toBe(2);
     expect(out.stderr).toMatch(/CONFIG_INVALID: invalid dashboard port 'http' \(--dashboard-port/);
+  });
+});
+
+describe('node log files', () => {
+  const NODE_LOGS_KINDS = fileURLToPath(new URL('../../runtime/monitor/testing/kinds.ts', import.meta.url));
+
+  it('dr head/worker --log-file write their JSON lines there, where dr node-logs reads them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dr-log-file-'));
+    const workerLog = join(dir, 'logs', 'worker-1.log');
+    const head = startDr([
+      'head',
+      '--port',
+      '0',
+      '--listen-host',
+      '127.0.0.1',
+      '--kinds',
+      NODE_LOGS_KINDS,
+      '--log-file',
+      join(dir, 'head.log'),
+    ]);
+    const nodes = [head];
+    try {
+      const port = Number((await head.waitForLog((l) => l.msg === 'node ready')).port);
+      const worker = await startWorker(port, 1, ['--kinds', NODE_LOGS_KINDS, '--log-file', workerLog]);
+      nodes.push(worker);
+      const fromFile = readFileSync(workerLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const readyOnStderr = await worker.waitForLog((l) => l.msg === 'node ready');
+      expect(readyOnStderr).toMatchObject({ role: 'worker', rank: 1 });
+      expect(fromFile.find((l) => l.msg === 'node ready')).toEqual(readyOnStderr);
+
+      // Another writer's job line lands in the same file; both nodes' readers find their files.
+      appendFileSync(
+        workerLog,
+        `${JSON.stringify({ level: 30, time: 5_000, job: 'job-f', msg: 'step done' })}\n`,
+      );
+      const out = await runDr(['node-logs', 'job-f', '--head', `127.0.0.1:${port}`]);
+      expect(out.code).toBe(0);
+      expect(out.stdout.trim()).toBe('1970-01-01T00:00:05.000Z [rank 1] INFO  step done');
+      expect(out.stderr).not.toContain('MONITOR_NO_LOG_FILE');
+    } finally {
+      await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops on a --log-file that cannot be opened, naming the path and the flag', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dr-log-file-'));
+    try {
+      writeFileSync(join(dir, 'plain-file'), '');
+      const out = await runDr(['head', '--port', '0', '--log-file', join(dir, 'plain-file', 'head.log')]);
+      expect(out.code).toBe(2);
+      expect(out.stderr).toMatch(
+        /CONFIG_INVALID: cannot open the log file .*plain-file\/head\.log \(--log-file/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -44,6 +44,7 @@ interface NodeFlags {
   tlsKey?: string;
   tlsCa?: string;
   dashboardPort?: string;
+  logFile?: string;
 }
 
 type Role = 'head' | 'worker';
@@ -150,7 +151,11 @@ function nodeOptions(cmd: Command): Command {
     .option('--gpus <ids>', "GPU ids to announce instead of probing nvidia-smi, or 'none' (DR_GPUS)")
     .option('--tls-cert <path>', 'serve wss with this certificate')
     .option('--tls-key <path>', 'private key for --tls-cert')
-    .option('--tls-ca <path>', 'CA bundle to verify other nodes');
+    .option('--tls-ca <path>', 'CA bundle to verify other nodes')
+    .option(
+      '--log-file <path>',
+      'also append JSON log lines to this file, where `dr node-logs JOB` reads them (DR_LOG_FILE)',
+    );
 }
 
 function configFlags(role: Role, f: NodeFlags): ClusterConfigInput & { tokenFile?: string } {
@@ -194,6 +199,8 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
     if (role === 'worker' && config.masterPort === 0) {
       throw new ConfigError("a worker needs the head's real port. Fix: --head HOST:PORT or PET_MASTER_PORT");
     }
+    // The node-logs reader on this node finds the file through DR_LOG_FILE, as it does when the env sets it.
+    if (flags.logFile !== undefined) process.env.DR_LOG_FILE = resolve(flags.logFile);
     logger = createLogger({ role });
     const kinds = await loadKinds(flags.kinds);
     const resources = await detectResources({ labels: config.labels, gpuIds: config.gpus });
