@@ -37,7 +37,8 @@ export interface ActorHostOptions {
   onStateChange?(info: ActorInfo): void;
 }
 
-interface Reply {
+/** Where an ask's outcome goes: settled exactly once, by the actor's reply, its failure, or its removal. */
+export interface Reply {
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
@@ -78,7 +79,8 @@ interface Slot {
   generation: number;
   /** A concurrent receive that rejected, waiting for the next DRAIN to raise it to supervision. */
   failure: { d: Delivery; err: unknown } | undefined;
-  /** Asks not answered yet; failed with ACTOR_STOPPED when the actor is removed. */
+  /** Asks not answered yet; failed with ACTOR_STOPPED when the actor is removed. An ask that timed out stays
+   * here until its message is handled (bounded by the mailbox capacity plus maxConcurrency). */
   readonly pending: Set<Reply>;
   ref: nact.Ref<Drain> | undefined;
 }
@@ -197,44 +199,58 @@ export class ActorHost {
     this.deliver(this.slotOrThrow(name), { msg, reply: undefined });
   }
 
-  /** Ask with a timeout; `timeoutMs` undefined means the asker keeps the clock (a remote asker has its own
-   * timer, so the serving node does not arm a second one per ask). */
-  ask(name: string, msg: unknown, timeoutMs: number | undefined): Promise<unknown> {
-    const slot = this.slots.get(name);
-    if (slot === undefined) return Promise.reject(notFound(name, this.opts.rank));
+  /** Ask with a timeout (a remote asker's node uses `askWith`: the asker keeps the clock). */
+  ask(name: string, msg: unknown, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const timer =
-        timeoutMs === undefined
-          ? undefined
-          : setTimeout(() => {
-              slot.pending.delete(reply);
-              reject(
-                new DrError(
-                  ActorErrorCode.ASK_TIMEOUT,
-                  `ask to '${name}' got no reply within ${timeoutMs} ms; raise timeoutMs or check the actor's logs`,
-                  { details: { actor: name, timeoutMs } },
-                ),
-              );
-            }, timeoutMs);
-      const reply: Reply = {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new DrError(
+              ActorErrorCode.ASK_TIMEOUT,
+              `ask to '${name}' got no reply within ${timeoutMs} ms; raise timeoutMs or check the actor's logs`,
+              { details: { actor: name, timeoutMs } },
+            ),
+          ),
+        timeoutMs,
+      );
+      this.askWith(name, msg, {
         resolve: (v) => {
           clearTimeout(timer);
-          slot.pending.delete(reply);
           resolve(v);
         },
         reject: (e) => {
           clearTimeout(timer);
-          slot.pending.delete(reply);
           reject(e);
         },
-      };
-      slot.pending.add(reply);
-      try {
-        this.deliver(slot, { msg, reply });
-      } catch (err) {
-        reply.reject(err);
-      }
+      });
     });
+  }
+
+  /**
+   * An ask without a promise or a timer: the outcome goes straight to `reply` (the node runtime answers a
+   * remote ask on its link this way; the asker keeps the clock). Fails `reply` when there is no such actor,
+   * its mailbox is full, or it is removed before answering.
+   */
+  askWith(name: string, msg: unknown, reply: Reply): void {
+    const slot = this.slots.get(name);
+    if (slot === undefined) {
+      reply.reject(notFound(name, this.opts.rank));
+      return;
+    }
+    const tracked: Reply = {
+      resolve: (v) => {
+        if (slot.pending.delete(tracked)) reply.resolve(v);
+      },
+      reject: (e) => {
+        if (slot.pending.delete(tracked)) reply.reject(e);
+      },
+    };
+    slot.pending.add(tracked);
+    try {
+      this.deliver(slot, { msg, reply: tracked });
+    } catch (err) {
+      tracked.reject(err);
+    }
   }
 
   async stopActor(name: string): Promise<void> {

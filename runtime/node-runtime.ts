@@ -182,21 +182,29 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     );
   }
 
-  async ask<R = unknown>(target: ActorRef | string, msg: unknown, options?: AskOptions): Promise<R> {
+  /** The hot path (a known actor) sends at once, with no await before the send and one promise in all. */
+  ask<R = unknown>(target: ActorRef | string, msg: unknown, options?: AskOptions): Promise<R> {
     const name = targetName(target);
     const timeoutMs = options?.timeoutMs ?? this.askTimeoutMs;
-    if (this.host.has(name)) return (await this.host.ask(name, msg, timeoutMs)) as R;
+    if (this.host.has(name)) return this.host.ask(name, msg, timeoutMs) as Promise<R>;
     const deadline = Date.now() + timeoutMs;
-    const rank = await this.locate(name, timeoutMs);
-    try {
-      return (await this.askOn(rank, name, msg, Math.max(1, deadline - Date.now()))) as R;
-    } catch (err) {
+    const known = this.knownRank(name);
+    if (known === undefined)
+      return this.locate(name, timeoutMs).then((rank) => this.askRetrying<R>(rank, name, msg, deadline));
+    return this.askRetrying<R>(known, name, msg, deadline);
+  }
+
+  /** Ask on `rank`; if the actor is not there or its node went down, look it up once more and retry where
+   * it moved (a stale cache entry, or a re-spawn after node loss). */
+  private askRetrying<R>(rank: number, name: string, msg: unknown, deadline: number): Promise<R> {
+    const left = () => Math.max(1, deadline - Date.now());
+    return (this.askOn(rank, name, msg, left()) as Promise<R>).catch(async (err: unknown) => {
       if (!isDrError(err, ActorErrorCode.NOT_FOUND) && !isDrError(err, ActorErrorCode.NODE_DOWN)) throw err;
       this.forget(name);
-      const again = await this.locate(name, Math.max(1, deadline - Date.now()));
+      const again = await this.locate(name, left());
       if (again === rank) throw err;
-      return (await this.askOn(again, name, msg, Math.max(1, deadline - Date.now()))) as R;
-    }
+      return (await this.askOn(again, name, msg, left())) as R;
+    });
   }
 
   async resolve(name: string): Promise<ActorRef> {
@@ -412,15 +420,20 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
       ? (env.payload as [unknown, unknown])
       : [undefined, undefined];
     const timeoutMs = typeof t === 'number' && t > 0 ? t : this.askTimeoutMs;
+    const answer = {
+      resolve: (value: unknown) => reply(link, this.rank, env.cid, { value }),
+      reject: (error: unknown) => reply(link, this.rank, env.cid, { error }),
+    };
+    // The hot path: an actor hosted here answers straight onto the link (no promise; the asker times it).
+    if (!env.target.startsWith('$') && this.host.has(env.target)) {
+      this.host.askWith(env.target, msg, answer);
+      return;
+    }
     let p: Promise<unknown>;
     if (env.target.startsWith('$')) p = this.onControl(env.target, msg, link);
-    else if (this.host.has(env.target)) p = this.host.ask(env.target, msg, undefined);
     else if ((link.peer ?? 0) < 0) p = this.ask(env.target, msg, { timeoutMs });
     else p = Promise.reject(notFound(env.target, this.rank));
-    p.then(
-      (value) => reply(link, this.rank, env.cid, { value }),
-      (error: unknown) => reply(link, this.rank, env.cid, { error }),
-    );
+    p.then(answer.resolve, answer.reject);
   }
 
   private async onControl(verb: string, p: unknown, link: Link): Promise<unknown> {
