@@ -3,13 +3,16 @@
  * project's actor kinds, the CLI as a process, the real SearchActor (Serper protocol) and BrowseActor
  * (extractive reader) over the sandbox web's HTTP server, and a local OpenAI-compatible server as the policy.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateWorld, startSandboxServer, type SandboxServer } from '../sandbox/index.ts';
 import { connectClient, type ClusterClient } from '../../runtime/client.ts';
+import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
+import { EMBEDDED_CONFIG, EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
+import { randomCheckpoint } from '../../runtime/model/testing.ts';
 import {
   runDr,
   startHead,
@@ -23,6 +26,7 @@ import {
   type ScriptedRequest,
 } from '../rollout/openai-test-server.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
+import type { TrainEvent } from '../trainer/metrics.ts';
 import { loadDataset, type DatasetRow } from './datasets.ts';
 import { ensureJobManager, JobsClient } from './jobs-client.ts';
 import type { JobRecord } from './protocol.ts';
@@ -236,4 +240,68 @@ describe('jobs on a real cluster', () => {
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids).toHaveLength(12);
   });
+
+  it('runs `dr submit train --wait`: the trainer on the head, rollouts on the workers', async () => {
+    // A learner step or model load holds a node's event loop for longer than the suite's 1 s down-after,
+    // so this cluster uses the default failure detection.
+    for (const w of workers) await w.kill('SIGKILL');
+    await head.kill('SIGKILL');
+    const heartbeat = ['--heartbeat-ms', '1000', '--suspect-after-ms', '3000', '--down-after-ms', '10000'];
+    ({ node: head, port } = await startHead(['--kinds', KINDS, ...heartbeat]));
+    workers = [
+      await startWorker(port, 1, ['--kinds', KINDS, ...heartbeat]),
+      await startWorker(port, 2, ['--kinds', KINDS, ...heartbeat]),
+    ];
+    await bootActors(await connect());
+    // The embedded policy's architecture and vocabulary with random weights: a step takes seconds.
+    const model = join(dir, 'model');
+    await saveCheckpoint(model, randomCheckpoint(EMBEDDED_CONFIG, 3, 0.02));
+    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+      await copyFile(join(EMBEDDED_DIR, f), join(model, f));
+    const out = join(dir, 'outputs', 'cli-train');
+    const configFile = join(dir, 'train.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        name: 'cli-train',
+        steps: 2,
+        policy: { kind: 'embedded', dir: model },
+        data: { train: 'sandbox:train:7:400', dev: 'sandbox:dev:7:400' },
+        rollout: { questionsPerStep: 1, n: 2, maxTurns: 1, maxTokensPerTurn: 8, workers: 2 },
+        learner: { maxTokensPerMicroBatch: 2048, maxSeqLen: 1024 },
+        validation: { every: 100, limit: 1 },
+        outputDir: out,
+      }),
+    );
+    const run = await runDr([
+      'submit',
+      'train',
+      '--config',
+      configFile,
+      '--wait',
+      '--head',
+      `127.0.0.1:${port}`,
+    ]);
+    expect(run.stderr).not.toContain('dr:');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/job-\S+ succeeded/);
+    expect(run.stdout).toContain('progress running 2/2');
+    expect(run.stdout).toContain(`metrics: ${join(out, 'metrics.jsonl')}`);
+    expect(run.stdout).toMatch(/steps: 2\/2, held-out F1: \d/);
+    const events = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TrainEvent);
+    expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2]);
+    const status = await (await connect()).status();
+    const rollouts = status.actors.filter((a) => a.path.startsWith('rollout/job-'));
+    expect(new Set(rollouts.map((a) => a.node))).toEqual(new Set([1, 2]));
+    expect(status.actors.find((a) => a.path.startsWith('trainer/job-'))?.node).toBe(0);
+
+    // A config the schema refuses never reaches the cluster.
+    await writeFile(configFile, JSON.stringify({ name: 'bad', steps: 0 }));
+    const bad = await runDr(['submit', 'train', '--config', configFile, '--head', `127.0.0.1:${port}`]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/dr: CONFIG_INVALID: .*steps/);
+  }, 120_000);
 });
