@@ -276,6 +276,8 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         if (!isDrError(err, 'ACTOR_NAME_TAKEN')) throw err;
         log(job, 'trainer already running; following it');
       }
+      // A cancel that came while the trainer was being spawned found no trainer to stop.
+      if (job.state === 'cancelled') cancelRemote(job);
     };
 
     const onTrainerStatus = (job: JobRecord, config: TrainJobConfig, status: TrainerStatus): void => {
