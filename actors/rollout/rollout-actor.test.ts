@@ -5,7 +5,6 @@ import type { BrowseRequest, BrowseReply } from '../browse/protocol.ts';
 import type { WebSearchReply, WebSearchRequest } from '../search/protocol.ts';
 import { startOpenAITestServer, type OpenAITestServer, type ScriptedRequest } from './openai-test-server.ts';
 import type { RolloutDone, RolloutFailed, RolloutStart } from './protocol.ts';
-import { toolInboxActor } from '../tool-inbox/tool-caller.ts';
 import { rolloutActor } from './rollout-actor.ts';
 
 // Tool actors speaking the search/browse protocols over a two-page web, so the rollout's asks, shard
@@ -120,7 +119,6 @@ describe('RolloutActor', () => {
     system = createActorSystem({
       kinds: new Map<string, ActorFactory<never>>([
         ['rollout', rolloutActor],
-        ['tool-inbox', toolInboxActor as ActorFactory<never>],
         ['search', searchKind],
         ['browse', browseKind],
         ['collector', collectorKind],
@@ -154,7 +152,6 @@ describe('RolloutActor', () => {
     system = createActorSystem({
       kinds: new Map<string, ActorFactory<never>>([
         ['rollout', rolloutActor],
-        ['tool-inbox', toolInboxActor as ActorFactory<never>],
         ['collector', collectorKind],
       ]),
     });
@@ -179,7 +176,6 @@ describe('RolloutActor', () => {
     system = createActorSystem({
       kinds: new Map<string, ActorFactory<never>>([
         ['rollout', rolloutActor],
-        ['tool-inbox', toolInboxActor as ActorFactory<never>],
         ['search', searchKind],
         ['browse', browseKind],
         ['collector', collectorKind],
