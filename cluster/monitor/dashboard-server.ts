@@ -2,6 +2,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { silentLogger, type Logger } from '../../config/log.ts';
 import { DrError } from '../../config/errors.ts';
@@ -15,6 +16,8 @@ export interface DashboardServerOptions {
   /** Accepted tokens: the cluster token and/or a read-only dashboard token. */
   tokens: readonly string[];
   host?: string;
+  /** The host name the printed URL uses when `host` is a wildcard address (default: this machine's name). */
+  publicHost?: string;
   /** 0 picks a free port. */
   port?: number;
   log?: Logger;
@@ -194,7 +197,9 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
   const { port, address } = server.address() as AddressInfo;
-  const host = address.includes(':') ? `[${address}]` : address;
+  // A wildcard bind address is no address to open: show the advertised or machine host name instead.
+  const shown = address === '0.0.0.0' || address === '::' ? (options.publicHost ?? hostname()) : address;
+  const host = shown.includes(':') ? `[${shown}]` : shown;
   hub.start();
   log.info({ port, address }, 'dashboard listening');
 

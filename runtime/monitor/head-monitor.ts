@@ -16,6 +16,8 @@ export interface HeadMonitorOptions {
   /** Accepted dashboard tokens: the cluster token, plus DR_DASHBOARD_TOKEN when set. */
   tokens: readonly string[];
   host?: string;
+  /** Host name for the dashboard URL when `host` is a wildcard (the node's advertised host). */
+  publicHost?: string;
   port?: number;
   log?: Logger;
   panels?: Panels;
@@ -104,6 +106,7 @@ export function createHeadMonitor(options: HeadMonitorOptions): HeadMonitor {
           tokens: options.tokens,
           log,
           ...(options.host === undefined ? {} : { host: options.host }),
+          ...(options.publicHost === undefined ? {} : { publicHost: options.publicHost }),
           ...(options.port === undefined ? {} : { port: options.port }),
         });
       } catch (err) {

@@ -209,6 +209,7 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
         ? createHeadMonitor({
             tokens: [config.token, process.env.DR_DASHBOARD_TOKEN ?? ''],
             host: config.listenHost,
+            ...(config.advertiseHost === undefined ? {} : { publicHost: config.advertiseHost }),
             port: dashboardPort(flags.dashboardPort),
             log: logger,
           })
