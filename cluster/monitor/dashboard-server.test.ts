@@ -220,7 +220,12 @@ describe('dashboard server', () => {
 
   it('prints the advertised host, not the wildcard address, in its URL when bound to all interfaces', async () => {
     const hub = new MonitorHub({ source: new MonitorTables() });
-    server = await startDashboardServer({ hub, tokens: [TOKEN], host: '0.0.0.0', publicHost: 'head-0.example' });
+    server = await startDashboardServer({
+      hub,
+      tokens: [TOKEN],
+      host: '0.0.0.0',
+      publicHost: 'head-0.example',
+    });
 
     expect(server.url).toBe(`http://head-0.example:${server.port}`);
   });
