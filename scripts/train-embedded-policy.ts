@@ -11,8 +11,14 @@
  * enough to train on 2 CPU cores.
  *
  *   npx tsx scripts/train-embedded-policy.ts [--steps 600] [--out runtime/model/embedded] [--eval 40]
+ *
+ * The same data can be trained on a GPU with PyTorch instead (scripts/train-embedded-policy-torch.py):
+ *
+ *   npx tsx scripts/train-embedded-policy.ts --worlds 12 --init runtime/model/embedded --export .gpu-train
+ *   npx tsx scripts/train-embedded-policy.ts --init DIR --evaluate-only   # held-out score of DIR's weights
  */
-import { writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
@@ -22,12 +28,13 @@ import {
   generateWorld,
   SearchIndex,
   type SandboxQuestion,
+  type World,
 } from '../actors/sandbox/index.ts';
 import { initialMessages, type Message } from '../actors/rollout/prompt.ts';
 import { parseTurn } from '../actors/rollout/parser.ts';
 import { formatAndF1 } from '../actors/rollout/reward.ts';
 import { formatSearchResponse } from '../actors/search/search-format.ts';
-import { saveCheckpoint, type Checkpoint } from '../runtime/model/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../runtime/model/checkpoint.ts';
 import { EMBEDDED_CONFIG, EMBEDDED_DIR, writeEmbeddedTokenizer } from '../runtime/model/embedded.ts';
 import { Policy } from '../runtime/model/policy.ts';
 import { randomCheckpoint } from '../runtime/model/testing.ts';
@@ -43,6 +50,17 @@ const opts = new Command()
   .option('--out <dir>', 'output folder', EMBEDDED_DIR)
   .option('--eval <n>', 'held-out (dev) questions to evaluate before and after', '40')
   .option('--threads <n>', 'onnxruntime threads (results are reproducible for a given count)', '2')
+  .option(
+    '--worlds <n>',
+    'training questions come from sandbox worlds with seeds 1..n (dev questions: seed 1)',
+    '1',
+  )
+  .option('--init <dir>', 'start from this checkpoint instead of seeded random weights')
+  .option('--evaluate-only', 'evaluate the initial weights on the dev questions and exit')
+  .option(
+    '--export <dir>',
+    'write the SFT data, config and initial weights there (for the torch trainer) and exit',
+  )
   .parse()
   .opts<Record<string, string>>();
 const steps = Number(opts.steps);
@@ -61,9 +79,15 @@ const STOP_WORDS = new Set(
   ),
 );
 
-const world = generateWorld({ seed: 1, size: 1000 });
-const site = await buildSite(world);
-const index = new SearchIndex(site.indexed);
+interface Sandbox {
+  world: World;
+  index: SearchIndex;
+}
+
+async function sandbox(seed: number): Promise<Sandbox> {
+  const world = generateWorld({ seed, size: 1000 });
+  return { world, index: new SearchIndex((await buildSite(world)).indexed) };
+}
 
 function keywords(question: string): string {
   return question
@@ -73,7 +97,7 @@ function keywords(question: string): string {
     .join(' ');
 }
 
-function search(query: string): string {
+function search(index: SearchIndex, query: string): string {
   const page = index.search(query, TOP_K, 1);
   return formatSearchResponse({
     v: 1,
@@ -93,9 +117,9 @@ function searchCall(query: string): string {
 }
 
 /** The expert conversation, or null when the answer is not in the top three snippets. */
-function expert(q: SandboxQuestion): Message[] | null {
+function expert(index: SearchIndex, q: SandboxQuestion): Message[] | null {
   const query = keywords(q.question);
-  const response = search(query);
+  const response = search(index, query);
   const answer = q.answers[0]!;
   const top = response.split('\n\n').slice(0, 3).join('\n\n');
   if (!top.toLowerCase().includes(answer.toLowerCase())) return null;
@@ -138,14 +162,20 @@ const tokenizer = await (async () => {
   await writeEmbeddedTokenizer(out);
   return loadTokenizer(out);
 })();
-const all = generateQuestions(world).filter((q) => q.hops.length === 1);
+const evalSandbox = await sandbox(1);
 const train: Example[] = [];
-for (const q of all.filter((x) => x.split === 'train')) {
-  const conversation = expert(q);
-  const ex = conversation && encode(tokenizer, conversation);
-  if (ex) train.push(ex);
+for (let seed = 1; seed <= Number(opts.worlds); seed++) {
+  const { world, index } = seed === 1 ? evalSandbox : await sandbox(seed);
+  for (const q of generateQuestions(world).filter((x) => x.hops.length === 1 && x.split === 'train')) {
+    const conversation = expert(index, q);
+    const ex = conversation && encode(tokenizer, conversation);
+    if (ex) train.push(ex);
+  }
+  console.log(`world ${seed}: ${train.length} expert trajectories so far`);
 }
-const dev = all.filter((q) => q.split === 'dev' && expert(q) !== null).slice(0, Number(opts.eval));
+const dev = generateQuestions(evalSandbox.world)
+  .filter((q) => q.hops.length === 1 && q.split === 'dev' && expert(evalSandbox.index, q) !== null)
+  .slice(0, Number(opts.eval));
 console.log(`expert trajectories: ${train.length} train; ${dev.length} dev questions for evaluation`);
 
 /** Greedy two-turn rollouts on dev questions: share of well-formed trajectories and mean F1 reward. */
@@ -168,7 +198,10 @@ async function evaluate(checkpoint: Checkpoint): Promise<{ formatOk: number; f1:
         convs[i]!.push({ role: 'assistant', content: o.text });
         const parsed = parseTurn(o.text);
         if (parsed.kind === 'tool_call' && parsed.call.name === 'web_search') {
-          convs[i]!.push({ role: 'tool', content: search(parsed.call.arguments.query.join(' ')) });
+          convs[i]!.push({
+            role: 'tool',
+            content: search(evalSandbox.index, parsed.call.arguments.query.join(' ')),
+          });
         }
       });
     }
@@ -182,9 +215,39 @@ async function evaluate(checkpoint: Checkpoint): Promise<{ formatOk: number; f1:
   }
 }
 
-const init = randomCheckpoint(EMBEDDED_CONFIG, 2026, 0.05);
+/**
+ * The torch trainer's input: examples as little-endian uint32 lengths, then all token ids as uint16, then
+ * all loss-mask bytes, gzipped (the shared system prompt makes it compress well), beside config.json and
+ * model.safetensors of the initial weights.
+ */
+async function exportData(dir: string, examples: Example[], initDir: string | undefined): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const total = examples.reduce((a, e) => a + e.ids.length, 0);
+  const lengths = Uint32Array.from(examples, (e) => e.ids.length);
+  const ids = Uint16Array.from(examples.flatMap((e) => e.ids));
+  const mask = Uint8Array.from(examples.flatMap((e) => e.mask));
+  const header = Uint32Array.of(examples.length, total);
+  await writeFile(
+    path.join(dir, 'sft.bin.gz'),
+    gzipSync(Buffer.concat([header, lengths, ids, mask].map((a) => Buffer.from(a.buffer)))),
+  );
+  if (initDir) {
+    await copyFile(path.join(initDir, 'config.json'), path.join(dir, 'config.json'));
+    await copyFile(path.join(initDir, 'model.safetensors'), path.join(dir, 'model.safetensors'));
+  } else {
+    await saveCheckpoint(dir, randomCheckpoint(EMBEDDED_CONFIG, 2026, 0.05));
+  }
+  console.log(`exported ${examples.length} examples, ${total} tokens to ${dir}`);
+}
+
+if (opts.export) {
+  await exportData(opts.export, train, opts.init);
+  process.exit(0);
+}
+const init = opts.init ? await loadCheckpoint(opts.init) : randomCheckpoint(EMBEDDED_CONFIG, 2026, 0.05);
 const before = await evaluate(init);
-console.log('before training:', JSON.stringify(before));
+console.log(opts.evaluateOnly ? 'evaluation:' : 'before training:', JSON.stringify(before));
+if (opts.evaluateOnly) process.exit(0);
 
 const session = await OnnxSession.create(
   fusedTrainStepGraph(EMBEDDED_CONFIG, 'sft', { weightDecay: 0.01, maxGradNorm: 1 }),
