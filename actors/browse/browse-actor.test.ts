@@ -1,4 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { nodeMetrics } from '../../cluster/monitor/metrics-recorder.ts';
+import type { MetricSample } from '../../cluster/monitor/protocol.ts';
 import type { ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
 import { browseActor } from './browse-actor.ts';
@@ -22,10 +24,24 @@ afterEach(async () => {
   await s.stop();
 });
 
-async function start(shards: number, allowCidrs: string[] = ['127.0.0.1/32']): Promise<void> {
+async function start(
+  shards: number,
+  allowCidrs: string[] = ['127.0.0.1/32'],
+  prefix = 'browse',
+): Promise<void> {
   s = createActorSystem({ kinds: new Map([['browse', browseActor as never]]) });
   for (let i = 0; i < shards; i++)
-    await s.spawn({ kind: 'browse', name: `browse/${i}`, args: { allowCidrs } });
+    await s.spawn({ kind: 'browse', name: `${prefix}/${i}`, args: { allowCidrs } });
+}
+
+/** The latency histogram this process would ship to the head for one actor. */
+function latencyOf(actor: string): Extract<MetricSample, { kind: 'histogram' }> | undefined {
+  return nodeMetrics
+    .snapshot()
+    .samples.find(
+      (m): m is Extract<MetricSample, { kind: 'histogram' }> =>
+        m.kind === 'histogram' && m.name === 'dr_browse_latency_seconds' && m.labels.actor === actor,
+    );
 }
 
 const Q = 'How long is the Zorblat Bridge?';
@@ -81,6 +97,20 @@ describe('BrowseActor', () => {
 
     expect(bad.error?.code).toBe('BROWSE_BAD_REQUEST');
     expect(stats).toMatchObject({ trajectories: 1, fetches: 1 });
+  });
+
+  it('records one latency observation per page it browses, none for a refused URL', async () => {
+    await start(1, ['127.0.0.1/32'], 'browse-timed');
+
+    await s.ask<BrowseReply>(
+      'browse-timed/0',
+      browseRequest([`${site.url}/article`, 'file:///etc/passwd'], Q, 'traj-timed'),
+    );
+
+    const latency = latencyOf('browse-timed/0');
+    expect(latency?.count).toBe(1);
+    expect(latency?.sum).toBeGreaterThan(0);
+    expect(latency?.counts.at(-1)).toBe(1);
   });
 
   it('fails to spawn with a malformed allow-list', async () => {

@@ -13,6 +13,7 @@ import { PageFetcher } from './page-fetcher.ts';
 import { DEFAULT_PAGE_CHARS } from './paginate.ts';
 import type { BrowseActorReply } from './protocol.ts';
 import { BROWSE_PROTOCOL_VERSION, browseMessageSchema } from './protocol.ts';
+import { browseMetrics } from './tool-metrics.ts';
 import { TrajectoryMemory } from './trajectory-memory.ts';
 import { UrlPolicy } from './url-safety.ts';
 
@@ -132,6 +133,7 @@ export const browseActor: ActorFactory<BrowseActorArgs> = (rawArgs, ctx) => {
     ...(reader === undefined ? {} : { reader }),
     memory: new TrajectoryMemory(args.memory),
     log: ctx.log,
+    metrics: browseMetrics(ctx.self.name),
   });
 
   return {

@@ -11,6 +11,7 @@ import { ExtractiveReader } from './extractive-reader.ts';
 import type { PageReader } from './page-reader.ts';
 import type { BrowseReply, BrowseRequest, BrowseStats, BrowseStatus, PageOutcome } from './protocol.ts';
 import { BROWSE_PROTOCOL_VERSION } from './protocol.ts';
+import type { BrowseMetrics } from './tool-metrics.ts';
 import { TrajectoryMemory } from './trajectory-memory.ts';
 
 export interface BrowseServiceOptions {
@@ -19,6 +20,8 @@ export interface BrowseServiceOptions {
   reader?: PageReader;
   memory?: TrajectoryMemory;
   log?: Logger;
+  /** Where the dashboard's browse latency goes (tool-metrics.ts). */
+  metrics?: BrowseMetrics;
 }
 const REFUSED = new Set(['BROWSE_BLOCKED_SCHEME', 'BROWSE_BLOCKED_ADDRESS', 'BROWSE_BAD_URL']);
 
@@ -40,7 +43,7 @@ export class BrowseService {
   }
 
   async browse(req: BrowseRequest): Promise<BrowseReply> {
-    const results = await Promise.all(req.urls.map((url) => this.browseOne(url, req)));
+    const results = await Promise.all(req.urls.map((url) => this.timedBrowseOne(url, req)));
     return { v: BROWSE_PROTOCOL_VERSION, type: 'browse_webpage.reply', results };
   }
 
@@ -52,6 +55,15 @@ export class BrowseService {
   stats(): BrowseStats {
     const { fetches, cacheHits } = this.options.documents.counters;
     return { ...this.counters, fetches, pageCacheHits: cacheHits, trajectories: this.memory.size };
+  }
+
+  // URLs the policy refuses never reach the network; timing them would drag the quantiles towards zero.
+  private async timedBrowseOne(url: string, req: BrowseRequest): Promise<PageOutcome> {
+    const started = performance.now();
+    const outcome = await this.browseOne(url, req);
+    if (outcome.status !== 'refused')
+      this.options.metrics?.pageBrowsed((performance.now() - started) / 1_000);
+    return outcome;
   }
 
   private async browseOne(url: string, req: BrowseRequest): Promise<PageOutcome> {

@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nodeMetrics } from '../../cluster/monitor/metrics-recorder.ts';
+import type { Labels } from '../../cluster/monitor/protocol.ts';
 import type { ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
 import type { SearchStatsReply, WebSearchReply } from './protocol.ts';
@@ -37,6 +39,16 @@ function system(): ActorSystem {
 
 function args(shard: number): SearchActorArgs {
   return { shard, backend: { kind: 'serper', baseUrl: server.url, apiKeyEnv: KEY_ENV }, cacheDir: dir };
+}
+
+/** A counter as this process would ship it to the head (0 before its first increment). */
+function counterValue(name: string, labels: Labels): number {
+  const sample = nodeMetrics
+    .snapshot()
+    .samples.find(
+      (m) => m.name === name && JSON.stringify(m.labels) === JSON.stringify(labels) && m.kind === 'counter',
+    );
+  return sample?.kind === 'counter' ? sample.value : 0;
 }
 
 async function spawnShards(s: ActorSystem, n: number): Promise<void> {
@@ -138,6 +150,30 @@ describe('SearchActor', () => {
       apiCalls: 1,
       cacheEntries: 1,
     });
+  });
+
+  it('reports cache hits, misses, backend queries and API errors to the node recorder', async () => {
+    const s = system();
+    const actor = 'search-metered/0';
+    await s.spawn({ kind: 'search', name: actor, args: args(0) });
+
+    await s.ask(actor, webSearchRequest(['metered']));
+    const afterFirst = {
+      misses: counterValue('dr_search_cache_misses_total', { actor }),
+      hits: counterValue('dr_search_cache_hits_total', { actor }),
+    };
+    await s.ask(actor, webSearchRequest(['metered']));
+    server.failNext({ status: 401, body: { message: 'Unauthorized.' } });
+    await s.ask(actor, webSearchRequest(['refused key']));
+
+    expect(afterFirst).toEqual({ misses: 1, hits: 0 });
+    expect(counterValue('dr_search_cache_hits_total', { actor })).toBe(1);
+    expect(counterValue('dr_search_cache_misses_total', { actor })).toBe(2);
+    expect(counterValue('dr_search_queries_total', { actor, backend: 'serper' })).toBe(2);
+    expect(server.requests).toHaveLength(2);
+    expect(
+      counterValue('dr_search_api_errors_total', { actor, backend: 'serper', code: 'SEARCH_AUTH' }),
+    ).toBe(1);
   });
 
   it('refuses to spawn without its API key in the environment', async () => {

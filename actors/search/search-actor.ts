@@ -15,6 +15,7 @@ import { KeyedRateLimiters } from './rate-limiter.ts';
 import { createSearchBackend } from './search-backends.ts';
 import { DEFAULT_CACHE_TTL_MS, SearchCache } from './search-cache.ts';
 import { SearchService } from './search-service.ts';
+import { searchMetrics } from './tool-metrics.ts';
 
 /** What an actor shard takes at once unless its args say otherwise; the rate limiter's `maxConcurrent`
  * still caps the requests to the search API. */
@@ -105,6 +106,7 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
     breaker: new CircuitBreaker(args.backend.kind, args.breaker),
     retry: args.retry,
     log: ctx.log,
+    metrics: searchMetrics(ctx.self.name, args.backend.kind),
   });
   cache.purgeExpired();
   // A week-long run would otherwise keep every expired entry on disk until the next restart.

@@ -17,6 +17,7 @@ import { RETRYABLE_CODES } from './search-backends.ts';
 import type { SearchCache } from './search-cache.ts';
 import type { QueryParams } from './search-key.ts';
 import { cacheKey } from './search-key.ts';
+import type { SearchMetrics } from './tool-metrics.ts';
 
 export interface SearchServiceOptions {
   backend: SearchBackend;
@@ -26,6 +27,8 @@ export interface SearchServiceOptions {
   retry: RetryPolicy;
   retryHooks?: RetryHooks;
   log?: Logger;
+  /** Where the dashboard's figures go (tool-metrics.ts); without it only `stats()` counts. */
+  metrics?: SearchMetrics;
 }
 
 export interface QueryResult {
@@ -65,9 +68,11 @@ export class SearchService {
     if (cached !== undefined) {
       this.counters.cacheHits += 1;
       this.counters.savedApiCalls += 1;
+      this.options.metrics?.cacheHit();
       return { hits: cached, cached: true };
     }
     this.counters.cacheMisses += 1;
+    this.options.metrics?.cacheMiss();
     const pending = this.inFlight.get(key);
     if (pending !== undefined) {
       this.counters.savedApiCalls += 1;
@@ -101,15 +106,17 @@ export class SearchService {
   }
 
   private callBackend(query: string, params: QueryParams): Promise<SearchHit[]> {
-    const { backend, breaker, limiter, retry, retryHooks } = this.options;
+    const { backend, breaker, limiter, retry, retryHooks, metrics } = this.options;
     const attempt = () =>
       breaker.run(async () => {
         const release = await limiter.acquire();
         this.counters.apiCalls += 1;
+        metrics?.apiCall();
         try {
           return await backend.search(query, params);
         } catch (err) {
           this.counters.apiFailures += 1;
+          metrics?.apiError(isDrError(err) ? err.code : 'SEARCH_UNKNOWN');
           throw err;
         } finally {
           release();
