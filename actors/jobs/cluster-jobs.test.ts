@@ -28,7 +28,7 @@ import {
 import type { Trajectory } from '../rollout/trajectory.ts';
 import type { TrainEvent } from '../trainer/metrics.ts';
 import { loadDataset, type DatasetRow } from './datasets.ts';
-import { ensureJobManager, JobsClient } from './jobs-client.ts';
+import { JobsClient } from './jobs-client.ts';
 import type { JobRecord } from './protocol.ts';
 
 const KINDS = fileURLToPath(new URL('../kinds.ts', import.meta.url));
@@ -76,6 +76,8 @@ describe('jobs on a real cluster', () => {
   let dir: string;
   let policy: OpenAITestServer;
   let delayMs: number;
+  /** Questions from this dataset row on answer slowly, so a job is surely mid-run when its head dies. */
+  let slowFromRow: number | undefined;
   let head: NodeProcess;
   let port: number;
   let workers: NodeProcess[];
@@ -87,8 +89,18 @@ describe('jobs on a real cluster', () => {
     return client;
   };
 
-  /** The job manager (journal in the test's temp dir) and the tool actors, as a head would have them. */
-  const bootActors = async (c: ClusterClient): Promise<void> => {
+  /** The head runs the job manager itself, with its journal and outputs in the test's temp dir. */
+  const headArgs = (): string[] => [
+    '--kinds',
+    KINDS,
+    '--jobs-dir',
+    join(dir, 'jobs'),
+    '--outputs-dir',
+    join(dir, 'outputs'),
+  ];
+
+  /** The tool actors on the head. */
+  const bootTools = async (c: ClusterClient): Promise<void> => {
     const tools = [
       {
         kind: 'search',
@@ -105,25 +117,26 @@ describe('jobs on a real cluster', () => {
         .spawn({ kind, name: `${kind}/0`, args, placement: { kind: 'rank', rank: 0 } })
         .catch(() => undefined);
     }
-    await ensureJobManager(c, {
-      dataDir: join(dir, 'jobs'),
-      outputsDir: join(dir, 'outputs'),
-      rolloutActors: 2,
-      rolloutArgs: { toolTimeoutMs: 10_000 },
-      leaseCheckMs: 300,
-    });
   };
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dr-cluster-jobs-'));
     delayMs = 0;
-    policy = await startOpenAITestServer({ reply: (req) => ({ text: scriptedPolicy(req), delayMs }) });
-    ({ node: head, port } = await startHead(['--kinds', KINDS]));
+    slowFromRow = undefined;
+    policy = await startOpenAITestServer({
+      reply: (req) => {
+        const question = req.messages?.find((m) => m.role === 'user')?.content ?? '';
+        const slow =
+          slowFromRow !== undefined && rows.findIndex((r) => r.question === question) >= slowFromRow;
+        return { text: scriptedPolicy(req), delayMs: slow ? 3_000 : delayMs };
+      },
+    });
+    ({ node: head, port } = await startHead(headArgs()));
     workers = [
       await startWorker(port, 1, ['--kinds', KINDS]),
       await startWorker(port, 2, ['--kinds', KINDS]),
     ];
-    await bootActors(await connect());
+    await bootTools(await connect());
   });
 
   afterEach(async () => {
@@ -217,6 +230,7 @@ describe('jobs on a real cluster', () => {
 
   it('resumes a job after the head restarts', async () => {
     delayMs = 250;
+    slowFromRow = 3;
     const jobId = jobIdOf((await runDr(submitArgs(['--limit', '6']))).stdout);
     await waitFor(async () =>
       (await new JobsClient(await connect()).get(jobId)).progress.done >= 2 ? true : undefined,
@@ -224,12 +238,13 @@ describe('jobs on a real cluster', () => {
     await client?.close();
     client = undefined;
     await head.kill('SIGKILL');
-    ({ node: head } = await startHead(['--kinds', KINDS], port));
+    // Nobody asks the job manager: the restarted head spawns it and it resumes the job by itself.
+    ({ node: head } = await startHead(headArgs(), port));
     await waitFor(async () => {
       const status = await (await connect()).status();
       return status.nodes.filter((n) => n.state === 'alive').length === 3 ? true : undefined;
     });
-    await bootActors(await connect());
+    await bootTools(await connect());
     const done = await waitFor(async () => {
       const job = await new JobsClient(await connect()).get(jobId);
       return job.state === 'running' ? undefined : job;
@@ -239,6 +254,8 @@ describe('jobs on a real cluster', () => {
     const ids = await trajectoryIds(jobId);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids).toHaveLength(12);
+    const log = await readFile(join(dir, 'jobs', jobId, 'log.txt'), 'utf8');
+    expect(log).toContain('resuming after a job manager restart');
   });
 
   it('runs `dr submit train --wait`: the trainer on the head, rollouts on the workers', async () => {
@@ -247,12 +264,12 @@ describe('jobs on a real cluster', () => {
     for (const w of workers) await w.kill('SIGKILL');
     await head.kill('SIGKILL');
     const heartbeat = ['--heartbeat-ms', '1000', '--suspect-after-ms', '3000', '--down-after-ms', '10000'];
-    ({ node: head, port } = await startHead(['--kinds', KINDS, ...heartbeat]));
+    ({ node: head, port } = await startHead([...headArgs(), ...heartbeat]));
     workers = [
       await startWorker(port, 1, ['--kinds', KINDS, ...heartbeat]),
       await startWorker(port, 2, ['--kinds', KINDS, ...heartbeat]),
     ];
-    await bootActors(await connect());
+    await bootTools(await connect());
     // The embedded policy's architecture and vocabulary with random weights: a step takes seconds.
     const model = join(dir, 'model');
     await saveCheckpoint(model, randomCheckpoint(EMBEDDED_CONFIG, 3, 0.02));

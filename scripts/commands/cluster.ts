@@ -16,6 +16,7 @@ import {
 import { DrError, isDrError } from '../../config/errors.ts';
 import { createLogger, type Logger } from '../../config/log.ts';
 import { detectResources } from '../../cluster/resources.ts';
+import { DEFAULT_JOB_MANAGER_ARGS, ensureJobManager } from '../../actors/jobs/jobs-client.ts';
 import type { ActorKinds } from '../../runtime/actor.ts';
 import { connectClient } from '../../runtime/client.ts';
 import { createHeadMonitor, dashboardPort } from '../../runtime/monitor/head-monitor.ts';
@@ -45,6 +46,8 @@ interface NodeFlags {
   tlsCa?: string;
   dashboardPort?: string;
   logFile?: string;
+  jobsDir?: string;
+  outputsDir?: string;
 }
 
 type Role = 'head' | 'worker';
@@ -57,6 +60,8 @@ export function register(program: Command): void {
   )
     .option('--port <port>', 'port to listen on (PET_MASTER_PORT, default 29500)')
     .option(DASHBOARD_PORT_FLAG, DASHBOARD_PORT_HELP)
+    .option(JOBS_DIR_FLAG, JOBS_DIR_HELP)
+    .option(OUTPUTS_DIR_FLAG, OUTPUTS_DIR_HELP)
     .action((flags: NodeFlags) => runNode('head', flags));
 
   nodeOptions(program.command('worker').description('Run a worker node and join the head'))
@@ -81,6 +86,8 @@ export function register(program: Command): void {
     .option('--port <port>', 'head: port to listen on (PET_MASTER_PORT)')
     .option('--node-port <port>', 'worker: port for direct links from peers')
     .option(DASHBOARD_PORT_FLAG, `head: ${DASHBOARD_PORT_HELP}`)
+    .option(JOBS_DIR_FLAG, `head: ${JOBS_DIR_HELP}`)
+    .option(OUTPUTS_DIR_FLAG, `head: ${OUTPUTS_DIR_HELP}`)
     .action((flags: NodeFlags) => {
       const rankText = flags.rank ?? process.env.PET_NODE_RANK;
       if (rankText === undefined)
@@ -256,12 +263,34 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
     // A dashboard that cannot listen is logged and skipped: monitoring never stops a cluster from running.
     const dashboard = await monitor?.attach(runtime);
     stopReporting = startNodeReporting(runtime, { mailboxDepths: () => runtime.mailboxDepths() });
+    if (role === 'head' && kinds.has('jobs')) await startJobManager(runtime, flags, log);
     log.info(
       { rank: runtime.rank, port: runtime.node.port, kinds: [...kinds.keys()], dashboard },
       'node ready',
     );
   } catch (err) {
     fail(err);
+  }
+}
+
+const JOBS_DIR_FLAG = '--jobs-dir <dir>';
+const JOBS_DIR_HELP = "the job manager's journal (DR_JOBS_DIR, default .data/jobs)";
+const OUTPUTS_DIR_FLAG = '--outputs-dir <dir>';
+const OUTPUTS_DIR_HELP =
+  'where evaluation and research jobs write their outputs (DR_OUTPUTS_DIR, default outputs)';
+
+/** The head runs the job manager from the start, so a restarted head resumes its jobs without a CLI call.
+ * Like the dashboard, a job manager that cannot start is logged and the head runs on. */
+async function startJobManager(runtime: NodeRuntime, flags: NodeFlags, log: Logger): Promise<void> {
+  const args = {
+    ...DEFAULT_JOB_MANAGER_ARGS,
+    dataDir: flags.jobsDir ?? process.env.DR_JOBS_DIR ?? DEFAULT_JOB_MANAGER_ARGS.dataDir,
+    outputsDir: flags.outputsDir ?? process.env.DR_OUTPUTS_DIR ?? DEFAULT_JOB_MANAGER_ARGS.outputsDir,
+  };
+  try {
+    await ensureJobManager(runtime, args);
+  } catch (err) {
+    log.error({ err, dataDir: args.dataDir }, 'job manager did not start; `dr submit` will try again');
   }
 }
 
