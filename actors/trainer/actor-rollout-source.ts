@@ -91,6 +91,9 @@ export class ActorRolloutSource implements RolloutSource {
       batch.resolve = resolve;
       batch.reject = reject;
     });
+    // A cancel or timeout can reject this while the start asks are still in flight, before anything awaits
+    // it; the await below still sees the rejection.
+    finished.catch(() => undefined);
     this.batches.set(jobId, batch);
     const onAbort = (): void =>
       batch.reject(new DrError('TRAIN_CANCELLED', 'the training job stopped during a rollout batch'));
