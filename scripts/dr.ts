@@ -10,7 +10,9 @@ const commandGroups: Array<() => Promise<{ register(program: Command): void }>> 
   () => import('./commands/sandbox.ts'),
 ];
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 const program = new Command('dr')
   .description('DeepResearcher on Node.js: run the cluster, send research/evaluate/train jobs, watch it all')
   .version(pkg.version)

@@ -10,7 +10,12 @@ const sessions: OnnxSession[] = [];
 afterAll(async () => Promise.all(sessions.map((s) => s.release())));
 
 /** torch.optim.AdamW's update rule written out on plain arrays, with clip_grad_norm_ before it. */
-function referenceAdamW(p0: number[], gradAt: (p: number[]) => number[], steps: number, o: { lr: number; b1: number; b2: number; eps: number; wd: number; maxNorm: number }): number[] {
+function referenceAdamW(
+  p0: number[],
+  gradAt: (p: number[]) => number[],
+  steps: number,
+  o: { lr: number; b1: number; b2: number; eps: number; wd: number; maxNorm: number },
+): number[] {
   let p = [...p0];
   let m = p.map(() => 0);
   let v = p.map(() => 0);
@@ -69,7 +74,10 @@ describe('AdamW as graph ops', () => {
     trainStep(op.reduceSum(op.mul(op.add(w, b), 0)), { weightDecay: 0.5, decays: (t) => t.name === 'w' });
     const session = await OnnxSession.create(g);
     sessions.push(session);
-    const state = new TrainState({ w: { dims: [1], data: Float64Array.of(2) }, b: { dims: [1], data: Float64Array.of(2) } });
+    const state = new TrainState({
+      w: { dims: [1], data: Float64Array.of(2) },
+      b: { dims: [1], data: Float64Array.of(2) },
+    });
     await state.run(session, {}, 0.1);
     expect(state.param('w')[0]).toBeCloseTo(2 * (1 - 0.1 * 0.5), 12);
     expect(state.param('b')[0]).toBe(2);

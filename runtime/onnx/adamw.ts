@@ -30,7 +30,13 @@ export interface StateNames {
 }
 
 export function stateNames(param: string): StateNames {
-  return { m: `${param}.adam_m`, v: `${param}.adam_v`, nextParam: `${param}.next`, nextM: `${param}.adam_m.next`, nextV: `${param}.adam_v.next` };
+  return {
+    m: `${param}.adam_m`,
+    v: `${param}.adam_v`,
+    nextParam: `${param}.next`,
+    nextM: `${param}.adam_m.next`,
+    nextV: `${param}.adam_v.next`,
+  };
 }
 
 /** Scalar graph inputs every AdamW graph takes: learning rate and the 1-based step count (float). */
@@ -47,10 +53,15 @@ export interface AdamWGraph {
 }
 
 /** Appends one AdamW update of `params` given `grads`, declaring moment inputs and marking the updated values as outputs. */
-export function adamw(params: readonly Tensor[], grads: readonly Tensor[], config: AdamWConfig = {}): AdamWGraph {
+export function adamw(
+  params: readonly Tensor[],
+  grads: readonly Tensor[],
+  config: AdamWConfig = {},
+): AdamWGraph {
   const first = params[0];
   if (!first) throw new DrError('ONNX_NO_PARAMS', 'adamw needs at least one param');
-  if (grads.length !== params.length) throw new DrError('ONNX_BAD_SHAPE', `adamw: ${params.length} params but ${grads.length} gradients`);
+  if (grads.length !== params.length)
+    throw new DrError('ONNX_BAD_SHAPE', `adamw: ${params.length} params but ${grads.length} gradients`);
   const g: Graph = first.graph;
   const dt = first.dtype;
   const b1 = config.beta1 ?? 0.9;
@@ -64,7 +75,8 @@ export function adamw(params: readonly Tensor[], grads: readonly Tensor[], confi
   const sq = gs.map((gr) => op.reduceSum(op.mul(gr, gr)));
   const gradNorm = op.sqrt(sq.reduce((a, b) => op.add(a, b)));
   g.output(gradNorm, GRAD_NORM);
-  const scale = config.maxGradNorm === undefined ? null : op.min(op.div(config.maxGradNorm, op.add(gradNorm, 1e-6)), 1);
+  const scale =
+    config.maxGradNorm === undefined ? null : op.min(op.div(config.maxGradNorm, op.add(gradNorm, 1e-6)), 1);
 
   const bc1 = op.sub(1, op.pow(g.constant(b1, dt), step));
   const bc2 = op.sub(1, op.pow(g.constant(b2, dt), step));
@@ -72,7 +84,11 @@ export function adamw(params: readonly Tensor[], grads: readonly Tensor[], confi
   const sqrtBc2 = op.sqrt(bc2);
 
   params.forEach((p, i) => {
-    if (p.dtype !== dt) throw new DrError('ONNX_DTYPE_MISMATCH', `adamw: all params must share one dtype, ${p} differs from ${first}`);
+    if (p.dtype !== dt)
+      throw new DrError(
+        'ONNX_DTYPE_MISMATCH',
+        `adamw: all params must share one dtype, ${p} differs from ${first}`,
+      );
     const names = stateNames(p.name);
     const gr = scale ? op.mul(gs[i]!, scale) : gs[i]!;
     const m = g.input(names.m, dt, p.shape);
@@ -96,7 +112,10 @@ export const LOSS = 'loss';
  * Turns a forward graph ending in `loss` into a train step: gradients of every param (or `params`), an
  * AdamW update, and outputs `loss`, `grad_norm` and each param's next value and moments.
  */
-export function trainStep(loss: Tensor, config: AdamWConfig & { params?: readonly Tensor[] } = {}): AdamWGraph {
+export function trainStep(
+  loss: Tensor,
+  config: AdamWConfig & { params?: readonly Tensor[] } = {},
+): AdamWGraph {
   const params = config.params ?? loss.graph.params;
   loss.graph.output(loss, LOSS);
   return adamw(params, grad(loss, params), config);

@@ -29,7 +29,9 @@ async function gradients(c: OpCase, dtype: DType): Promise<number[][]> {
   await s.release();
   return wrt.map((_, i) => {
     const t = out[`grad_${i}`]!;
-    return t.type === 'float16' ? Array.from(t.data as Uint16Array, float16BitsToNumber) : Array.from(t.data as Float64Array, Number);
+    return t.type === 'float16'
+      ? Array.from(t.data as Uint16Array, float16BitsToNumber)
+      : Array.from(t.data as Float64Array, Number);
   });
 }
 
@@ -41,17 +43,26 @@ function float16BitsToNumber(h: number): number {
 }
 
 describe('grad graphs run in float16 on the CPU provider', () => {
-  test.each(OP_CASES.map((c) => [c.name, c] as const))('%s agrees with float64 to float16 precision', async (_name, c) => {
-    const want = await gradients(c, 'float64');
-    const got = await gradients(c, 'float16');
-    const err = Math.max(...want.flatMap((w, i) => w.map((x, j) => Math.abs(x - got[i]![j]!) / Math.max(1, Math.abs(x)))));
-    expect(err).toBeLessThan(2e-2);
-  });
+  test.each(OP_CASES.map((c) => [c.name, c] as const))(
+    '%s agrees with float64 to float16 precision',
+    async (_name, c) => {
+      const want = await gradients(c, 'float64');
+      const got = await gradients(c, 'float16');
+      const err = Math.max(
+        ...want.flatMap((w, i) => w.map((x, j) => Math.abs(x - got[i]![j]!) / Math.max(1, Math.abs(x)))),
+      );
+      expect(err).toBeLessThan(2e-2);
+    },
+  );
 });
 
 describe('grad in float32 (ops onnxruntime runs only in float32 on CPU, and dtype casts)', () => {
   test('Cast float64 -> float32 -> float64 passes the gradient through both casts', async () => {
-    const c: OpCase = { name: 'cast', inputs: { a: fx([2, 3]) }, f: (t) => op.cast(op.mul(op.cast(t.a!, 'float32'), 2), 'float64') };
+    const c: OpCase = {
+      name: 'cast',
+      inputs: { a: fx([2, 3]) },
+      f: (t) => op.cast(op.mul(op.cast(t.a!, 'float32'), 2), 'float64'),
+    };
     expect(await check(c, 'float64', 1e-3)).toBeLessThan(1e-4);
   });
   test('a softmax MLP block in float32 within float32 tolerance', async () => {
@@ -84,7 +95,10 @@ describe('grad graph structure', () => {
     const [dx] = grad(op.mul(x, x), [x], { seed: v });
     g.output(dx!, 'dx');
     const s = await ort.InferenceSession.create(g.serialize().model);
-    const r = await s.run({ x: new ort.Tensor('float64', Float64Array.of(1, 2, 3), [3]), v: new ort.Tensor('float64', Float64Array.of(1, 0, -1), [3]) });
+    const r = await s.run({
+      x: new ort.Tensor('float64', Float64Array.of(1, 2, 3), [3]),
+      v: new ort.Tensor('float64', Float64Array.of(1, 0, -1), [3]),
+    });
     expect(Array.from(r.dx!.data as Float64Array)).toEqual([2, 0, -6]);
     await s.release();
   });
@@ -97,7 +111,10 @@ describe('grad graph structure', () => {
     expect(du!.shape).toEqual([2, 2]);
     g.output(du!, 'du');
     const s = await ort.InferenceSession.create(g.serialize().model);
-    const r = await s.run({ x: new ort.Tensor('float64', new Float64Array(2), [2]), unused: new ort.Tensor('float64', new Float64Array(4).fill(3), [2, 2]) });
+    const r = await s.run({
+      x: new ort.Tensor('float64', new Float64Array(2), [2]),
+      unused: new ort.Tensor('float64', new Float64Array(4).fill(3), [2, 2]),
+    });
     expect(Array.from(r.du!.data as Float64Array)).toEqual([0, 0, 0, 0]);
     await s.release();
   });
@@ -120,7 +137,21 @@ describe('grad graph structure', () => {
       () => grad(op.reduceSum(op.clip(x, lo, 1)), [lo]),
       () => grad(op.reduceSum(x), [g.input('i', 'int64', [2])]),
       () => grad(x, [x]),
-      () => grad(op.reduceSum(g.addNode('Split', [x], [{ dtype: 'float64', shape: [1] }, { dtype: 'float64', shape: [2] }], { axis: { kind: 'int', value: 0 } })[1]!), [x]),
+      () =>
+        grad(
+          op.reduceSum(
+            g.addNode(
+              'Split',
+              [x],
+              [
+                { dtype: 'float64', shape: [1] },
+                { dtype: 'float64', shape: [2] },
+              ],
+              { axis: { kind: 'int', value: 0 } },
+            )[1]!,
+          ),
+          [x],
+        ),
       () => grad(op.reduceSum(g.addNode('Erf', [x], [{ dtype: 'float64', shape: [3] }])[0]!), [x]),
     ].map((f) => {
       try {
@@ -130,7 +161,13 @@ describe('grad graph structure', () => {
         return isDrError(err) ? err.code : String(err);
       }
     });
-    expect(errs).toEqual(['ONNX_NOT_DIFFERENTIABLE', 'ONNX_NOT_DIFFERENTIABLE', 'ONNX_BAD_SHAPE', 'ONNX_NOT_DIFFERENTIABLE', 'ONNX_NOT_DIFFERENTIABLE']);
+    expect(errs).toEqual([
+      'ONNX_NOT_DIFFERENTIABLE',
+      'ONNX_NOT_DIFFERENTIABLE',
+      'ONNX_BAD_SHAPE',
+      'ONNX_NOT_DIFFERENTIABLE',
+      'ONNX_NOT_DIFFERENTIABLE',
+    ]);
   });
 });
 
@@ -138,7 +175,8 @@ describe('grad of composite blocks', () => {
   test('causal multi-head attention with RMSNorm, rotate-half and a padding mask matches finite differences', async () => {
     const [B, T, H, D] = [2, 3, 2, 2];
     const E = H * D;
-    const vals = (n: number, scale: number): Float64Array => Float64Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + scale) * scale);
+    const vals = (n: number, scale: number): Float64Array =>
+      Float64Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + scale) * scale);
     const result = await gradCheck((g) => {
       const x = g.input('x', 'float64', ['batch', 'seq', E]);
       const keep = g.input('keep', 'bool', ['batch', 'seq']);
@@ -147,9 +185,19 @@ describe('grad of composite blocks', () => {
       const wv = g.param('wv', 'float64', [E, E]);
       const norm = g.param('norm', 'float64', [E]);
       const h = op.mul(op.div(x, op.sqrt(op.add(op.reduceMean(op.mul(x, x), [-1], true), 1e-6))), norm);
-      const heads = (w: Tensor): Tensor => op.transpose(op.reshape(op.matmul(h, w), [0, 0, H, D]), [0, 2, 1, 3]);
+      const heads = (w: Tensor): Tensor =>
+        op.transpose(op.reshape(op.matmul(h, w), [0, 0, H, D]), [0, 2, 1, 3]);
       const rotate = (t: Tensor): Tensor =>
-        op.add(t, op.concat([op.neg(op.slice(t, { starts: [D / 2], ends: [D], axes: [-1] })), op.slice(t, { starts: [0], ends: [D / 2], axes: [-1] })], -1));
+        op.add(
+          t,
+          op.concat(
+            [
+              op.neg(op.slice(t, { starts: [D / 2], ends: [D], axes: [-1] })),
+              op.slice(t, { starts: [0], ends: [D / 2], axes: [-1] }),
+            ],
+            -1,
+          ),
+        );
       const q = rotate(heads(wq));
       const k = rotate(heads(wk));
       const scores = op.mul(op.matmul(q, op.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(D));

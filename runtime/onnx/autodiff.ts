@@ -31,10 +31,16 @@ const SPARSE_GRADS = new WeakMap<Tensor, { indices: Tensor; updates: Tensor; axi
 /** d loss / d wrt[i] for each i; a `wrt` tensor that the loss does not depend on gets zeros. */
 export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions = {}): Tensor[] {
   const g = loss.graph;
-  if (!isFloat(loss.dtype)) throw new DrError('ONNX_NOT_DIFFERENTIABLE', `the loss ${loss} is not a float tensor`);
+  if (!isFloat(loss.dtype))
+    throw new DrError('ONNX_NOT_DIFFERENTIABLE', `the loss ${loss} is not a float tensor`);
   for (const w of wrt) {
-    if (w.graph !== g) throw new DrError('ONNX_FOREIGN_TENSOR', `${w} belongs to another graph than the loss`);
-    if (!isFloat(w.dtype)) throw new DrError('ONNX_NOT_DIFFERENTIABLE', `cannot differentiate with respect to ${w}: not a float tensor`);
+    if (w.graph !== g)
+      throw new DrError('ONNX_FOREIGN_TENSOR', `${w} belongs to another graph than the loss`);
+    if (!isFloat(w.dtype))
+      throw new DrError(
+        'ONNX_NOT_DIFFERENTIABLE',
+        `cannot differentiate with respect to ${w}: not a float tensor`,
+      );
   }
   const nodes = [...g.nodes];
   const active = new Set<Tensor>(wrt);
@@ -59,13 +65,21 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions 
     if (!needs.some(Boolean)) continue;
     const rule = node.outputs.length === 1 ? RULES[node.opType] : undefined;
     const parts = pending.get(out)!;
-    if (!rule) throw new DrError('ONNX_NOT_DIFFERENTIABLE', `${node.opType} (producing ${out}) has no gradient rule; see runtime/onnx/README.md for the differentiable ops`);
+    if (!rule)
+      throw new DrError(
+        'ONNX_NOT_DIFFERENTIABLE',
+        `${node.opType} (producing ${out}) has no gradient rule; see runtime/onnx/README.md for the differentiable ops`,
+      );
     const gy = sumAll(parts);
     const gins = rule({ node, gy, needs });
     node.inputs.forEach((t, k) => {
       const gin = gins[k];
       if (t === null || !needs[k]) return;
-      if (!gin) throw new DrError('ONNX_NOT_DIFFERENTIABLE', `${node.opType}: input ${k} (${t}) is not differentiable`);
+      if (!gin)
+        throw new DrError(
+          'ONNX_NOT_DIFFERENTIABLE',
+          `${node.opType}: input ${k} (${t}) is not differentiable`,
+        );
       const list = pending.get(t);
       if (list) list.push(gin);
       else pending.set(t, [gin]);
@@ -79,9 +93,16 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions 
 
 function onesSeed(loss: Tensor): Tensor {
   if (!loss.shape.every((d) => d === 1)) {
-    throw new DrError('ONNX_BAD_SHAPE', `grad needs a single-element loss or an explicit seed, got ${loss}; reduce it first`);
+    throw new DrError(
+      'ONNX_BAD_SHAPE',
+      `grad needs a single-element loss or an explicit seed, got ${loss}; reduce it first`,
+    );
   }
-  return loss.graph.constant(loss.shape.length === 0 ? 1 : [1], loss.dtype, loss.shape.map(() => 1));
+  return loss.graph.constant(
+    loss.shape.length === 0 ? 1 : [1],
+    loss.dtype,
+    loss.shape.map(() => 1),
+  );
 }
 
 function sumAll(parts: Tensor[]): Tensor {
@@ -91,7 +112,13 @@ function sumAll(parts: Tensor[]): Tensor {
 // ---- helpers -----------------------------------------------------------------------------------------
 
 /** One node whose output shape the caller knows better than generic inference (it equals `shape`). */
-function known(g: Graph, opType: string, inputs: (Tensor | null)[], like: { dtype: Tensor['dtype']; shape: Shape }, attrs = {}): Tensor {
+function known(
+  g: Graph,
+  opType: string,
+  inputs: (Tensor | null)[],
+  like: { dtype: Tensor['dtype']; shape: Shape },
+  attrs = {},
+): Tensor {
   return g.addNode(opType, inputs, [{ dtype: like.dtype, shape: like.shape }], attrs)[0]!;
 }
 
@@ -116,11 +143,16 @@ export function unbroadcast(gy: Tensor, x: Tensor): Tensor {
   if (isKnown) {
     const lead = gy.rank - x.rank;
     let r = axes.length ? op.reduceSum(gy, axes, true) : gy;
-    if (lead > 0) r = op.squeeze(r, Array.from({ length: lead }, (_, i) => i));
+    if (lead > 0)
+      r = op.squeeze(
+        r,
+        Array.from({ length: lead }, (_, i) => i),
+      );
     return reshapeLike(r, x);
   }
   const lead = gy.rank - x.rank;
-  const xs = lead > 0 ? op.concat([g.constant(Array(lead).fill(1), 'int64'), op.shapeOf(x)], 0) : op.shapeOf(x);
+  const xs =
+    lead > 0 ? op.concat([g.constant(Array(lead).fill(1), 'int64'), op.shapeOf(x)], 0) : op.shapeOf(x);
   const isOne = op.equal(xs, 1);
   const nz = g.addNode('NonZero', [isOne], [{ dtype: 'int64', shape: [1, null] }])[0]!;
   const axesT = op.reshape(nz, [-1]);
@@ -173,14 +205,23 @@ function reducedCount(ctx: GradContext): Tensor {
   const x = in0(ctx);
   const g = x.graph;
   const dims = reducedAxes(ctx).map((a) => x.shape[a < 0 ? a + x.rank : a]!);
-  if (dims.every((d) => typeof d === 'number')) return g.constant((dims as number[]).reduce((a, b) => a * b, 1), x.dtype);
+  if (dims.every((d) => typeof d === 'number'))
+    return g.constant(
+      (dims as number[]).reduce((a, b) => a * b, 1),
+      x.dtype,
+    );
   const size = (t: Tensor): Tensor => g.addNode('Size', [t], [{ dtype: 'int64', shape: [] }])[0]!;
   return op.cast(op.div(size(x), size(out0(ctx))), x.dtype);
 }
 
 function sliceAlong(gy: Tensor, axis: number, start: Tensor, end: Tensor, like: Tensor): Tensor {
   const g = gy.graph;
-  return known(g, 'Slice', [gy, op.unsqueeze(start, [0]), op.unsqueeze(end, [0]), g.constant([axis], 'int64')], like);
+  return known(
+    g,
+    'Slice',
+    [gy, op.unsqueeze(start, [0]), op.unsqueeze(end, [0]), g.constant([axis], 'int64')],
+    like,
+  );
 }
 
 // ---- rules -------------------------------------------------------------------------------------------
@@ -193,11 +234,17 @@ const RULES: Readonly<Record<string, GradRule>> = {
   },
   Sub: (ctx) => {
     const [a, b] = ctx.node.inputs as Tensor[];
-    return [ctx.needs[0] ? unbroadcast(ctx.gy, a!) : null, ctx.needs[1] ? unbroadcast(op.neg(ctx.gy), b!) : null];
+    return [
+      ctx.needs[0] ? unbroadcast(ctx.gy, a!) : null,
+      ctx.needs[1] ? unbroadcast(op.neg(ctx.gy), b!) : null,
+    ];
   },
   Mul: (ctx) => {
     const [a, b] = ctx.node.inputs as Tensor[];
-    return [ctx.needs[0] ? unbroadcast(op.mul(ctx.gy, b!), a!) : null, ctx.needs[1] ? unbroadcast(op.mul(ctx.gy, a!), b!) : null];
+    return [
+      ctx.needs[0] ? unbroadcast(op.mul(ctx.gy, b!), a!) : null,
+      ctx.needs[1] ? unbroadcast(op.mul(ctx.gy, a!), b!) : null,
+    ];
   },
   Div: (ctx) => {
     const [a, b] = ctx.node.inputs as Tensor[];
@@ -235,9 +282,15 @@ const RULES: Readonly<Record<string, GradRule>> = {
   Min: (ctx) => minMax(ctx, op.less),
   Max: (ctx) => minMax(ctx, op.greater),
   Clip: (ctx) => {
-    if (ctx.needs[1] || ctx.needs[2]) throw new DrError('ONNX_NOT_DIFFERENTIABLE', 'Clip: the bounds are not differentiable; use min/max for learnable bounds');
+    if (ctx.needs[1] || ctx.needs[2])
+      throw new DrError(
+        'ONNX_NOT_DIFFERENTIABLE',
+        'Clip: the bounds are not differentiable; use min/max for learnable bounds',
+      );
     const [x, lo, hi] = ctx.node.inputs;
-    const conds = [lo ? op.greaterOrEqual(x!, lo) : null, hi ? op.lessOrEqual(x!, hi) : null].filter((c): c is Tensor => c !== null);
+    const conds = [lo ? op.greaterOrEqual(x!, lo) : null, hi ? op.lessOrEqual(x!, hi) : null].filter(
+      (c): c is Tensor => c !== null,
+    );
     if (conds.length === 0) return [ctx.gy];
     const inside = conds.length === 2 ? op.and(conds[0]!, conds[1]!) : conds[0]!;
     return [op.where(inside, ctx.gy, 0)];
@@ -261,7 +314,9 @@ const RULES: Readonly<Record<string, GradRule>> = {
         const k = a.shape[a.rank - 1]!;
         const n = gy.shape[gy.rank - 1]!;
         const flat = (t: Tensor, last: typeof k): Tensor =>
-          typeof last === 'number' ? op.reshape(t, [-1, last]) : op.reshape(t, op.concat([t.graph.constant([-1], 'int64'), op.shapeOf(t, -1)], 0));
+          typeof last === 'number'
+            ? op.reshape(t, [-1, last])
+            : op.reshape(t, op.concat([t.graph.constant([-1], 'int64'), op.shapeOf(t, -1)], 0));
         db = reshapeLike(op.gemm(flat(a, k), flat(gy, n), null, { transA: true }), b);
       } else {
         db = unbroadcast(op.matmul(swapLast2(a), gy), b);
@@ -328,7 +383,9 @@ const RULES: Readonly<Record<string, GradRule>> = {
   Unsqueeze: (ctx) => [reshapeLike(ctx.gy, in0(ctx)), null],
   Expand: (ctx) => [unbroadcast(ctx.gy, in0(ctx)), null],
   Transpose: (ctx) => {
-    const perm = (ctx.node.attrs.perm as { value: readonly number[] } | undefined)?.value ?? in0(ctx).shape.map((_, i, s) => s.length - 1 - i);
+    const perm =
+      (ctx.node.attrs.perm as { value: readonly number[] } | undefined)?.value ??
+      in0(ctx).shape.map((_, i, s) => s.length - 1 - i);
     const gemm = ctx.gy.producer;
     if (perm.length === 2 && gemm?.opType === 'Gemm' && !gemm.inputs[2]) {
       // The gradient of a transposed weight (x @ W^T) is a Gemm: emit the transposed product directly,
@@ -354,9 +411,13 @@ const RULES: Readonly<Record<string, GradRule>> = {
     return xs.map((x, i) => {
       const start = offset;
       const size: Tensor | number = allStatic ? (x.shape[axis] as number) : op.dimOf(x, axis);
-      offset = typeof start === 'number' && typeof size === 'number' ? start + size : op.add(lift64(g, start), lift64(g, size));
+      offset =
+        typeof start === 'number' && typeof size === 'number'
+          ? start + size
+          : op.add(lift64(g, start), lift64(g, size));
       if (!ctx.needs[i]) return null;
-      if (typeof start === 'number' && typeof size === 'number') return op.slice(ctx.gy, { starts: [start], ends: [start + size], axes: [axis] });
+      if (typeof start === 'number' && typeof size === 'number')
+        return op.slice(ctx.gy, { starts: [start], ends: [start + size], axes: [axis] });
       return sliceAlong(ctx.gy, axis, lift64(g, start), lift64(g, offset), x);
     });
   },
@@ -367,7 +428,8 @@ const RULES: Readonly<Record<string, GradRule>> = {
     constInts(g, endsT, 'Slice ends');
     const axes = axesT ? constInts(g, axesT, 'Slice axes') : starts.map((_, i) => i);
     const steps = stepsT ? constInts(g, stepsT, 'Slice steps') : starts.map(() => 1);
-    if (steps.some((s) => s !== 1)) throw new DrError('ONNX_NOT_DIFFERENTIABLE', 'Slice with steps other than 1 has no gradient rule');
+    if (steps.some((s) => s !== 1))
+      throw new DrError('ONNX_NOT_DIFFERENTIABLE', 'Slice with steps other than 1 has no gradient rule');
     const gy = ctx.gy;
     const rank = x!.rank;
     const begins: (Tensor | number)[] = new Array<Tensor | number>(rank).fill(0);
@@ -390,12 +452,27 @@ const RULES: Readonly<Record<string, GradRule>> = {
     });
     const all = [...begins, ...endsPad];
     if (all.every((v) => typeof v === 'number')) return [op.pad(gy, all as number[]), null, null, null, null];
-    const pads = op.concat(all.map((v) => op.unsqueeze(lift64(g, v), [0])), 0);
-    return [known(g, 'Pad', [gy, pads, g.constant(0, gy.dtype)], x!, { mode: { kind: 'string', value: 'constant' } }), null, null, null, null];
+    const pads = op.concat(
+      all.map((v) => op.unsqueeze(lift64(g, v), [0])),
+      0,
+    );
+    return [
+      known(g, 'Pad', [gy, pads, g.constant(0, gy.dtype)], x!, {
+        mode: { kind: 'string', value: 'constant' },
+      }),
+      null,
+      null,
+      null,
+      null,
+    ];
   },
   Gather: (ctx) => {
     const [data, indices] = ctx.node.inputs as [Tensor, Tensor];
-    if (intAttr(ctx.node, 'axis', 0) !== 0) throw new DrError('ONNX_NOT_DIFFERENTIABLE', 'Gather: only axis 0 has a gradient rule; transpose the data first');
+    if (intAttr(ctx.node, 'axis', 0) !== 0)
+      throw new DrError(
+        'ONNX_NOT_DIFFERENTIABLE',
+        'Gather: only axis 0 has a gradient rule; transpose the data first',
+      );
     const g = data.graph;
     const idx = op.reshape(op.cast(indices, 'int64'), [-1, 1]);
     const rest = data.shape.slice(1);
@@ -407,8 +484,11 @@ const RULES: Readonly<Record<string, GradRule>> = {
   GatherElements: (ctx) => {
     const [data, indices] = ctx.node.inputs as [Tensor, Tensor];
     const axis = intAttr(ctx.node, 'axis', 0);
-    const dgrad = inScatterDtype(data, (zeros, dt) => op.scatterElements(zeros, indices, op.cast(ctx.gy, dt), axis, 'add'));
-    if (dgrad.producer?.opType === 'ScatterElements') SPARSE_GRADS.set(dgrad, { indices, updates: ctx.gy, axis });
+    const dgrad = inScatterDtype(data, (zeros, dt) =>
+      op.scatterElements(zeros, indices, op.cast(ctx.gy, dt), axis, 'add'),
+    );
+    if (dgrad.producer?.opType === 'ScatterElements')
+      SPARSE_GRADS.set(dgrad, { indices, updates: ctx.gy, axis });
     return [dgrad, null];
   },
 };
@@ -440,7 +520,10 @@ function minMax(ctx: GradContext, wins: (a: Tensor, b: Tensor) => Tensor): (Tens
   const dt = a.dtype;
   const tie = op.mul(op.cast(op.equal(a, b), dt), 0.5);
   const share = (x: Tensor, y: Tensor): Tensor => op.mul(ctx.gy, op.add(op.cast(wins(x, y), dt), tie));
-  return [ctx.needs[0] ? unbroadcast(share(a, b), a) : null, ctx.needs[1] ? unbroadcast(share(b, a), b) : null];
+  return [
+    ctx.needs[0] ? unbroadcast(share(a, b), a) : null,
+    ctx.needs[1] ? unbroadcast(share(b, a), b) : null,
+  ];
 }
 
 /** Op types that `grad` can differentiate through. */

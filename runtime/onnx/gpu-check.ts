@@ -51,17 +51,24 @@ async function caseOutputs(c: OpCase, dtype: DType, provider: Provider): Promise
 
 function maxRelDiff(a: number[][], b: number[][]): number {
   let worst = 0;
-  a.forEach((xs, i) => xs.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - b[i]![j]!) / Math.max(1, Math.abs(x))))));
+  a.forEach((xs, i) =>
+    xs.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - b[i]![j]!) / Math.max(1, Math.abs(x))))),
+  );
   return worst;
 }
 
 async function opParity(): Promise<Record<string, { f32: number | string; f16: number | string }>> {
   const report: Record<string, { f32: number | string; f16: number | string }> = {};
   for (const c of OP_CASES) {
-    const attempt = async (f: () => Promise<number>): Promise<number | string> => f().catch((e: unknown) => String(e).slice(0, 200));
+    const attempt = async (f: () => Promise<number>): Promise<number | string> =>
+      f().catch((e: unknown) => String(e).slice(0, 200));
     report[c.name] = {
-      f32: await attempt(async () => maxRelDiff(await caseOutputs(c, 'float32', 'cpu'), await caseOutputs(c, 'float32', GPU))),
-      f16: await attempt(async () => maxRelDiff(await caseOutputs(c, 'float64', 'cpu'), await caseOutputs(c, 'float16', GPU))),
+      f32: await attempt(async () =>
+        maxRelDiff(await caseOutputs(c, 'float32', 'cpu'), await caseOutputs(c, 'float32', GPU)),
+      ),
+      f16: await attempt(async () =>
+        maxRelDiff(await caseOutputs(c, 'float64', 'cpu'), await caseOutputs(c, 'float16', GPU)),
+      ),
     };
   }
   return report;
@@ -79,7 +86,10 @@ async function bufferProbes(): Promise<Record<string, unknown>> {
   out.preallocatedOutputWritten = Array.from(target.data as Float32Array).join(',') === '2,4,6,8';
   await pre.release();
   try {
-    const s = await ort.InferenceSession.create(bytes, { executionProviders: [GPU], preferredOutputLocation: 'gpu-buffer' });
+    const s = await ort.InferenceSession.create(bytes, {
+      executionProviders: [GPU],
+      preferredOutputLocation: 'gpu-buffer',
+    });
     const r = await s.run({ x });
     out.gpuBufferOutputLocation = r.y!.location;
     await s.release();
@@ -89,10 +99,16 @@ async function bufferProbes(): Promise<Record<string, unknown>> {
   // onnxruntime-node also bundles the WebGPU provider, whose IO binding keeps outputs on the device and
   // accepts them back as inputs: if the machine exposes a Vulkan adapter, weights could stay on the GPU.
   try {
-    const s = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'], preferredOutputLocation: 'gpu-buffer' });
+    const s = await ort.InferenceSession.create(bytes, {
+      executionProviders: ['webgpu'],
+      preferredOutputLocation: 'gpu-buffer',
+    });
     const first = await s.run({ x });
     const second = await s.run({ x: first.y! });
-    out.webgpu = { outputLocation: first.y!.location, chained: Array.from((await second.y!.getData()) as Float32Array).join(',') === '4,8,12,16' };
+    out.webgpu = {
+      outputLocation: first.y!.location,
+      chained: Array.from((await second.y!.getData()) as Float32Array).join(',') === '4,8,12,16',
+    };
     await s.release();
   } catch (e) {
     out.webgpu = `error: ${String(e).slice(0, 300)}`;
@@ -109,13 +125,25 @@ async function trainStepTiming(): Promise<Record<string, number>> {
   const params: Record<string, { dims: number[]; data: Float32Array }> = {};
   for (let i = 0; i < 4; i++) {
     h = op.tanh(op.matmul(h, g.param(`w${i}`, 'float32', [hidden, hidden])));
-    params[`w${i}`] = { dims: [hidden, hidden], data: Float32Array.from({ length: hidden * hidden }, (_, k) => Math.sin(k) * 0.03) };
+    params[`w${i}`] = {
+      dims: [hidden, hidden],
+      data: Float32Array.from({ length: hidden * hidden }, (_, k) => Math.sin(k) * 0.03),
+    };
   }
   trainStep(op.reduceMean(op.mul(h, h)), {});
   const bytes = g.serialize().model;
-  const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: batch * hidden }, (_, k) => Math.cos(k)), [batch, hidden]) };
+  const feeds = {
+    x: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: batch * hidden }, (_, k) => Math.cos(k)),
+      [batch, hidden],
+    ),
+  };
   const result: Record<string, number> = {};
-  for (const [label, provider] of [['cpu', 'cpu'], ['gpu', GPU]] as const) {
+  for (const [label, provider] of [
+    ['cpu', 'cpu'],
+    ['gpu', GPU],
+  ] as const) {
     const s = await OnnxSession.create(bytes, { provider });
     const state = new TrainState(params);
     for (let i = 0; i < 3; i++) await state.run(s, feeds, 1e-3);
@@ -134,7 +162,8 @@ async function trainStepTiming(): Promise<Record<string, number>> {
   }
   const cs = await OnnxSession.create(copy, { provider: GPU });
   const cf: Record<string, ort.Tensor> = { x: feeds.x };
-  for (const n of names.slice(1)) cf[n] = new ort.Tensor('float32', new Float32Array(hidden * hidden), [hidden, hidden]);
+  for (const n of names.slice(1))
+    cf[n] = new ort.Tensor('float32', new Float32Array(hidden * hidden), [hidden, hidden]);
   await cs.run(cf);
   const t0 = performance.now();
   for (let i = 0; i < 20; i++) await cs.run(cf);

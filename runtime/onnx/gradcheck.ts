@@ -33,16 +33,21 @@ export async function gradCheck(
   const grads = grad(loss, wrt);
   g.output(loss, 'loss');
   grads.forEach((t, i) => g.output(t, `grad_${i}`));
-  const session = await ort.InferenceSession.create(g.serialize().model, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(g.serialize().model, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+  });
   try {
     const base = await session.run(feeds);
-    const lossAt = async (f: Record<string, ort.Tensor>): Promise<number> => Number((await session.run(f, ['loss'])).loss!.data[0]);
+    const lossAt = async (f: Record<string, ort.Tensor>): Promise<number> =>
+      Number((await session.run(f, ['loss'])).loss!.data[0]);
     const analytic: Record<string, Float64Array> = {};
     const numeric: Record<string, Float64Array> = {};
     let maxError = 0;
     for (const [i, w] of wrt.entries()) {
       const fed = feeds[w.name];
-      if (!fed) throw new DrError('ONNX_GRADCHECK_FEED', `gradCheck: ${w.name} is differentiated but not fed`);
+      if (!fed)
+        throw new DrError('ONNX_GRADCHECK_FEED', `gradCheck: ${w.name} is differentiated but not fed`);
       const eps = options.eps ?? (fed.type === 'float64' ? 1e-6 : 1e-2);
       const values = Float64Array.from(fed.data as Float64Array | Float32Array);
       const a = Float64Array.from(base[`grad_${i}`]!.data as Float64Array | Float32Array);
@@ -51,7 +56,11 @@ export async function gradCheck(
         const at = (delta: number): ort.Tensor => {
           const v = values.slice();
           v[j] = v[j]! + delta;
-          return new ort.Tensor(fed.type as 'float64' | 'float32', fed.type === 'float64' ? v : Float32Array.from(v), fed.dims);
+          return new ort.Tensor(
+            fed.type as 'float64' | 'float32',
+            fed.type === 'float64' ? v : Float32Array.from(v),
+            fed.dims,
+          );
         };
         const plus = await lossAt({ ...feeds, [w.name]: at(eps) });
         const minus = await lossAt({ ...feeds, [w.name]: at(-eps) });

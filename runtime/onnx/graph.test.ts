@@ -8,7 +8,8 @@ import { Graph } from './graph.ts';
 import * as op from './ops.ts';
 import { saveModel } from './serialize.ts';
 
-const f64 = (data: number[], dims: number[]): ort.Tensor => new ort.Tensor('float64', Float64Array.from(data), dims);
+const f64 = (data: number[], dims: number[]): ort.Tensor =>
+  new ort.Tensor('float64', Float64Array.from(data), dims);
 
 describe('Graph', () => {
   test('softmax(xW + b) serializes to ONNX that onnxruntime runs with the expected values', async () => {
@@ -20,7 +21,11 @@ describe('Graph', () => {
     expect(y.shape).toEqual(['batch', 3]);
 
     const session = await ort.InferenceSession.create(g.serialize().model);
-    const out = await session.run({ x: f64([1, 2, 0, -1], [2, 2]), W: f64([1, 0, -1, 0, 1, 2], [2, 3]), b: f64([0, 0.5, 0], [3]) });
+    const out = await session.run({
+      x: f64([1, 2, 0, -1], [2, 2]),
+      W: f64([1, 0, -1, 0, 1, 2], [2, 3]),
+      b: f64([0, 0.5, 0], [3]),
+    });
     const logits = [
       [1, 2.5, 3],
       [0, -0.5, -2],
@@ -101,7 +106,13 @@ describe('Graph', () => {
         return isDrError(err) ? err.code : String(err);
       }
     });
-    expect(codes).toEqual(['ONNX_SHAPE_MISMATCH', 'ONNX_SHAPE_MISMATCH', 'ONNX_DTYPE_MISMATCH', 'ONNX_DUPLICATE_NAME', 'ONNX_BAD_AXIS']);
+    expect(codes).toEqual([
+      'ONNX_SHAPE_MISMATCH',
+      'ONNX_SHAPE_MISMATCH',
+      'ONNX_DTYPE_MISMATCH',
+      'ONNX_DUPLICATE_NAME',
+      'ONNX_BAD_AXIS',
+    ]);
   });
 
   test('causal mask with a KV-cache offset lets query i see keys up to past + i', async () => {
@@ -110,7 +121,10 @@ describe('Graph', () => {
     const k = g.input('k', 'float32', ['total', 1]);
     g.output(op.causalMask(g, op.dimOf(q, 0), op.dimOf(k, 0)), 'mask');
     const s = await ort.InferenceSession.create(g.serialize().model);
-    const r = await s.run({ q: new ort.Tensor('float32', new Float32Array(2), [2, 1]), k: new ort.Tensor('float32', new Float32Array(4), [4, 1]) });
+    const r = await s.run({
+      q: new ort.Tensor('float32', new Float32Array(2), [2, 1]),
+      k: new ort.Tensor('float32', new Float32Array(4), [4, 1]),
+    });
     expect(r.mask!.dims).toEqual([2, 4]);
     expect(Array.from(r.mask!.data as Uint8Array)).toEqual([1, 1, 1, 0, 1, 1, 1, 1]);
     await s.release();
@@ -121,7 +135,11 @@ describe('Graph', () => {
     try {
       const g = new Graph();
       const x = g.input('x', 'float32', [1, 256]);
-      const w = g.initializer('w', { dtype: 'float32', dims: [256, 2], data: Float32Array.from({ length: 512 }, (_, i) => (i % 2 === 0 ? 1 : -1)) });
+      const w = g.initializer('w', {
+        dtype: 'float32',
+        dims: [256, 2],
+        data: Float32Array.from({ length: 512 }, (_, i) => (i % 2 === 0 ? 1 : -1)),
+      });
       g.output(op.matmul(x, w), 'y');
       const path = saveModel(g, join(dir, 'm.onnx'), { minBytes: 1024 });
       expect(statSync(`${path}.data`).size).toBe(2048);

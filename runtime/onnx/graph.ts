@@ -97,7 +97,8 @@ export class Graph {
     options: { opset?: number } = {},
   ) {
     this.opset = options.opset ?? DEFAULT_OPSET;
-    if (this.opset < 17) throw new DrError('ONNX_BAD_OPSET', `opset ${this.opset} is too old; use 17 or later`);
+    if (this.opset < 17)
+      throw new DrError('ONNX_BAD_OPSET', `opset ${this.opset} is too old; use 17 or later`);
   }
 
   /** Graph inputs in declaration order (data inputs and params). */
@@ -151,7 +152,11 @@ export class Graph {
     const key = shape.length === 0 ? `${dtype}:${list[0]}` : null;
     const cached = key === null ? undefined : this.#scalarCache.get(key);
     if (cached) return cached;
-    const t = this.#addInitializer(this.uniqueName('const'), { dtype, dims: shape, data: typedArrayFrom(dtype, list) });
+    const t = this.#addInitializer(this.uniqueName('const'), {
+      dtype,
+      dims: shape,
+      data: typedArrayFrom(dtype, list),
+    });
     if (key !== null) this.#scalarCache.set(key, t);
     return t;
   }
@@ -173,7 +178,10 @@ export class Graph {
   ): Tensor[] {
     for (const t of inputs) {
       if (t !== null && t.graph !== this) {
-        throw new DrError('ONNX_FOREIGN_TENSOR', `${t.name} belongs to graph ${t.graph.name}, not ${this.name}`);
+        throw new DrError(
+          'ONNX_FOREIGN_TENSOR',
+          `${t.name} belongs to graph ${t.graph.name}, not ${this.name}`,
+        );
       }
     }
     const made: Tensor[] = [];
@@ -230,7 +238,10 @@ export class Graph {
   #declareInput(name: string, dtype: DType, shape: Shape, kind: 'input' | 'param'): Tensor {
     for (const d of shape) {
       if (d === null || (typeof d === 'number' && (!Number.isInteger(d) || d < 0))) {
-        throw new DrError('ONNX_BAD_SHAPE', `input ${name} has an invalid dim in ${formatShape(shape)}; use a size or a name`);
+        throw new DrError(
+          'ONNX_BAD_SHAPE',
+          `input ${name} has an invalid dim in ${formatShape(shape)}; use a size or a name`,
+        );
       }
     }
     this.#claim(name);
@@ -247,7 +258,8 @@ export class Graph {
   }
 
   #claim(name: string): void {
-    if (this.#names.has(name)) throw new DrError('ONNX_DUPLICATE_NAME', `graph ${this.name} already has a value called ${name}`);
+    if (this.#names.has(name))
+      throw new DrError('ONNX_DUPLICATE_NAME', `graph ${this.name} already has a value called ${name}`);
     this.#names.add(name);
   }
 }

@@ -2,7 +2,15 @@
 export type { DType, Dim, Shape, AnyTypedArray } from './types.ts';
 export { isFloat, staticSize } from './types.ts';
 export { Graph, Tensor, attr, DEFAULT_OPSET } from './graph.ts';
-export type { AttrValue, ConstantData, Node, OutputSpec, GraphOutput, Initializer, ValueKind } from './graph.ts';
+export type {
+  AttrValue,
+  ConstantData,
+  Node,
+  OutputSpec,
+  GraphOutput,
+  Initializer,
+  ValueKind,
+} from './graph.ts';
 export * as op from './ops.ts';
 export type { TensorLike, SliceSpec, GemmOptions } from './ops.ts';
 export { TO_END } from './ops.ts';

@@ -47,12 +47,32 @@ const ints = (dims: number[], data: number[]): InputSpec => ({ dims, dtype: 'int
 const bools = (dims: number[], data: number[]): InputSpec => ({ dims, dtype: 'bool', data });
 
 export const OP_CASES: OpCase[] = [
-  { name: 'Add broadcasts a row vector', inputs: { a: fx([2, 3]), b: fx([3]) }, f: (t) => op.add(t.a!, t.b!) },
-  { name: 'Add broadcasts both sides', inputs: { a: fx([2, 1, 3]), b: fx([4, 1]) }, f: (t) => op.add(t.a!, t.b!) },
+  {
+    name: 'Add broadcasts a row vector',
+    inputs: { a: fx([2, 3]), b: fx([3]) },
+    f: (t) => op.add(t.a!, t.b!),
+  },
+  {
+    name: 'Add broadcasts both sides',
+    inputs: { a: fx([2, 1, 3]), b: fx([4, 1]) },
+    f: (t) => op.add(t.a!, t.b!),
+  },
   { name: 'Sub broadcasts a column', inputs: { a: fx([2, 3]), b: fx([2, 1]) }, f: (t) => op.sub(t.a!, t.b!) },
-  { name: 'Mul outer-product broadcast', inputs: { a: fx([3, 1]), b: fx([1, 4]) }, f: (t) => op.mul(t.a!, t.b!) },
-  { name: 'Div with a broadcast denominator', inputs: { a: fx([2, 3]), b: fx([3], 'pos') }, f: (t) => op.div(t.a!, t.b!) },
-  { name: 'Pow in base and exponent', inputs: { a: fx([2, 3], 'pos'), b: fx([3]) }, f: (t) => op.pow(t.a!, t.b!) },
+  {
+    name: 'Mul outer-product broadcast',
+    inputs: { a: fx([3, 1]), b: fx([1, 4]) },
+    f: (t) => op.mul(t.a!, t.b!),
+  },
+  {
+    name: 'Div with a broadcast denominator',
+    inputs: { a: fx([2, 3]), b: fx([3], 'pos') },
+    f: (t) => op.div(t.a!, t.b!),
+  },
+  {
+    name: 'Pow in base and exponent',
+    inputs: { a: fx([2, 3], 'pos'), b: fx([3]) },
+    f: (t) => op.pow(t.a!, t.b!),
+  },
   { name: 'Neg', inputs: { a: fx([2, 3]) }, f: (t) => op.neg(t.a!) },
   { name: 'Abs', inputs: { a: fx([2, 3], 'nonzero') }, f: (t) => op.abs(t.a!) },
   { name: 'Sqrt', inputs: { a: fx([2, 3], 'pos') }, f: (t) => op.sqrt(t.a!) },
@@ -68,14 +88,22 @@ export const OP_CASES: OpCase[] = [
   { name: 'Max with broadcasting', inputs: { a: fx([2, 3]), b: fx([3]) }, f: (t) => op.max(t.a!, t.b!) },
   { name: 'Min with broadcasting', inputs: { a: fx([2, 3]), b: fx([2, 1]) }, f: (t) => op.min(t.a!, t.b!) },
   { name: 'Clip to [-0.5, 0.5]', inputs: { a: fx([2, 4], 'nonzero') }, f: (t) => op.clip(t.a!, -0.5, 0.5) },
-  { name: 'Clip with only an upper bound', inputs: { a: fx([2, 4], 'nonzero') }, f: (t) => op.clip(t.a!, undefined, 0.5) },
+  {
+    name: 'Clip with only an upper bound',
+    inputs: { a: fx([2, 4], 'nonzero') },
+    f: (t) => op.clip(t.a!, undefined, 0.5),
+  },
   {
     name: 'Where with a broadcast condition and operands',
     inputs: { c: bools([3], [1, 0, 1]), a: fx([2, 3]), b: fx([2, 1]) },
     f: (t) => op.where(t.c!, t.a!, t.b!),
   },
   { name: 'MatMul 2-D', inputs: { a: fx([2, 3]), b: fx([3, 4]) }, f: (t) => op.matmul(t.a!, t.b!) },
-  { name: 'MatMul batched activations times a 2-D weight', inputs: { a: fx([2, 2, 3]), b: fx([3, 4]) }, f: (t) => op.matmul(t.a!, t.b!) },
+  {
+    name: 'MatMul batched activations times a 2-D weight',
+    inputs: { a: fx([2, 2, 3]), b: fx([3, 4]) },
+    f: (t) => op.matmul(t.a!, t.b!),
+  },
   {
     name: 'MatMul with a transposed 2-D weight (x @ W^T)',
     inputs: { a: fx([2, 2, 3]), w: fx([4, 3]) },
@@ -84,25 +112,42 @@ export const OP_CASES: OpCase[] = [
   {
     name: 'Gemm gradient through a transpose with transA',
     inputs: { a: fx([3, 2]), w: fx([4, 3]) },
-    f: (t) => op.transpose(op.gemm(t.a!, op.transpose(t.w!, [1, 0]), null, { transA: true, alpha: 0.5 }), [1, 0]),
+    f: (t) =>
+      op.transpose(op.gemm(t.a!, op.transpose(t.w!, [1, 0]), null, { transA: true, alpha: 0.5 }), [1, 0]),
   },
-  { name: 'MatMul with broadcast batch dims', inputs: { a: fx([2, 1, 2, 3]), b: fx([3, 3, 2]) }, f: (t) => op.matmul(t.a!, t.b!) },
+  {
+    name: 'MatMul with broadcast batch dims',
+    inputs: { a: fx([2, 1, 2, 3]), b: fx([3, 3, 2]) },
+    f: (t) => op.matmul(t.a!, t.b!),
+  },
   {
     name: 'Gemm with transposes, alpha, beta and a broadcast C',
     inputs: { a: fx([3, 2]), b: fx([4, 3]), c: fx([4]) },
     f: (t) => op.gemm(t.a!, t.b!, t.c!, { alpha: 0.7, beta: 1.3, transA: true, transB: true }),
   },
-  { name: 'Gemm plain', inputs: { a: fx([2, 3]), b: fx([3, 4]) }, f: (t) => op.gemm(t.a!, t.b!, null, { alpha: 2 }) },
+  {
+    name: 'Gemm plain',
+    inputs: { a: fx([2, 3]), b: fx([3, 4]) },
+    f: (t) => op.gemm(t.a!, t.b!, null, { alpha: 2 }),
+  },
   { name: 'Softmax on the last axis', inputs: { a: fx([2, 4]) }, f: (t) => op.softmax(t.a!, -1) },
   { name: 'Softmax on axis 0', inputs: { a: fx([3, 2]) }, f: (t) => op.softmax(t.a!, 0) },
   { name: 'LogSoftmax', inputs: { a: fx([2, 4]) }, f: (t) => op.logSoftmax(t.a!) },
   { name: 'ReduceSum over one axis', inputs: { a: fx([2, 3, 2]) }, f: (t) => op.reduceSum(t.a!, [1]) },
   { name: 'ReduceSum over all axes', inputs: { a: fx([2, 3]) }, f: (t) => op.reduceSum(t.a!) },
-  { name: 'ReduceMean keeping dims', inputs: { a: fx([2, 3, 2]) }, f: (t) => op.reduceMean(t.a!, [0, 2], true) },
+  {
+    name: 'ReduceMean keeping dims',
+    inputs: { a: fx([2, 3, 2]) },
+    f: (t) => op.reduceMean(t.a!, [0, 2], true),
+  },
   { name: 'ReduceMax', inputs: { a: fx([3, 4]) }, f: (t) => op.reduceMax(t.a!, [1]) },
   { name: 'Reshape', inputs: { a: fx([2, 6]) }, f: (t) => op.reshape(t.a!, [3, -1]) },
   { name: 'Transpose', inputs: { a: fx([2, 3, 4]) }, f: (t) => op.transpose(t.a!, [1, 2, 0]) },
-  { name: 'Concat of three', inputs: { a: fx([2, 1]), b: fx([2, 3]), c: fx([2, 2]) }, f: (t) => op.concat([t.a!, t.b!, t.c!], 1) },
+  {
+    name: 'Concat of three',
+    inputs: { a: fx([2, 1]), b: fx([2, 3]), c: fx([2, 2]) },
+    f: (t) => op.concat([t.a!, t.b!, t.c!], 1),
+  },
   {
     name: 'Slice with negative starts on two axes',
     inputs: { a: fx([4, 5]) },
@@ -183,7 +228,8 @@ export function feedFor(spec: InputSpec, dtype: DType): ort.Tensor {
   }
   const v = values(n, spec.gen ?? 'any');
   if (dtype === 'float64') return new ort.Tensor('float64', Float64Array.from(v), spec.dims);
-  if (dtype === 'float16') return new ort.Tensor('float16', Uint16Array.from(v, float32ToFloat16Bits), spec.dims);
+  if (dtype === 'float16')
+    return new ort.Tensor('float16', Uint16Array.from(v, float32ToFloat16Bits), spec.dims);
   return new ort.Tensor('float32', Float32Array.from(v), spec.dims);
 }
 
@@ -193,7 +239,11 @@ export function scalarLoss(y: Tensor): Tensor {
 }
 
 /** Declares the case's inputs in `g` (float ones in `dtype`), returns the loss, the float inputs and feeds. */
-export function buildCase(g: Graph, c: OpCase, dtype: DType): { loss: Tensor; wrt: Tensor[]; feeds: Record<string, ort.Tensor> } {
+export function buildCase(
+  g: Graph,
+  c: OpCase,
+  dtype: DType,
+): { loss: Tensor; wrt: Tensor[]; feeds: Record<string, ort.Tensor> } {
   const t: Record<string, Tensor> = {};
   const wrt: Tensor[] = [];
   const feeds: Record<string, ort.Tensor> = {};

@@ -13,13 +13,23 @@ export type TensorLike = Tensor | number;
 /** The largest int64 Slice bound, meaning "to the end". */
 export const TO_END = Number.MAX_SAFE_INTEGER;
 
-function one(g: Graph, op: string, inputs: readonly (Tensor | null)[], dtype: DType, shape: Shape, attrs: Record<string, AttrValue> = {}): Tensor {
+function one(
+  g: Graph,
+  op: string,
+  inputs: readonly (Tensor | null)[],
+  dtype: DType,
+  shape: Shape,
+  attrs: Record<string, AttrValue> = {},
+): Tensor {
   return g.addNode(op, inputs, [{ dtype, shape }], attrs)[0]!;
 }
 
 function graphOf(...xs: TensorLike[]): Graph {
   for (const x of xs) if (typeof x !== 'number') return x.graph;
-  throw new DrError('ONNX_NO_TENSOR', 'an op needs at least one Tensor operand (numbers alone have no graph)');
+  throw new DrError(
+    'ONNX_NO_TENSOR',
+    'an op needs at least one Tensor operand (numbers alone have no graph)',
+  );
 }
 
 function dtypeOf(...xs: TensorLike[]): DType {
@@ -35,7 +45,11 @@ export function lift(g: Graph, x: TensorLike, dtype: DType): Tensor {
 function sameDtype(op: string, ...ts: Tensor[]): DType {
   const d = ts[0]!.dtype;
   for (const t of ts) {
-    if (t.dtype !== d) throw new DrError('ONNX_DTYPE_MISMATCH', `${op}: operands ${ts.map(String).join(', ')} differ in dtype; Cast one first`);
+    if (t.dtype !== d)
+      throw new DrError(
+        'ONNX_DTYPE_MISMATCH',
+        `${op}: operands ${ts.map(String).join(', ')} differ in dtype; Cast one first`,
+      );
   }
   return d;
 }
@@ -70,10 +84,12 @@ export const equal = (a: TensorLike, b: TensorLike): Tensor => binary('Equal', a
 export const less = (a: TensorLike, b: TensorLike): Tensor => binary('Less', a, b, 'bool');
 export const lessOrEqual = (a: TensorLike, b: TensorLike): Tensor => binary('LessOrEqual', a, b, 'bool');
 export const greater = (a: TensorLike, b: TensorLike): Tensor => binary('Greater', a, b, 'bool');
-export const greaterOrEqual = (a: TensorLike, b: TensorLike): Tensor => binary('GreaterOrEqual', a, b, 'bool');
+export const greaterOrEqual = (a: TensorLike, b: TensorLike): Tensor =>
+  binary('GreaterOrEqual', a, b, 'bool');
 
 function logical(op: string, a: Tensor, b: Tensor): Tensor {
-  if (a.dtype !== 'bool' || b.dtype !== 'bool') throw new DrError('ONNX_DTYPE_MISMATCH', `${op} needs bool operands, got ${a} and ${b}`);
+  if (a.dtype !== 'bool' || b.dtype !== 'bool')
+    throw new DrError('ONNX_DTYPE_MISMATCH', `${op} needs bool operands, got ${a} and ${b}`);
   return one(a.graph, op, [a, b], 'bool', broadcastShapes(op, a.shape, b.shape));
 }
 export const and = (a: Tensor, b: Tensor): Tensor => logical('And', a, b);
@@ -110,13 +126,15 @@ export function clip(x: Tensor, lo?: TensorLike, hi?: TensorLike): Tensor {
   const l = lo === undefined ? null : lift(g, lo, x.dtype);
   const h = hi === undefined ? null : lift(g, hi, x.dtype);
   for (const b of [l, h]) {
-    if (b && (b.rank !== 0 || b.dtype !== x.dtype)) throw new DrError('ONNX_BAD_SHAPE', `Clip bounds must be ${x.dtype} scalars, got ${b}`);
+    if (b && (b.rank !== 0 || b.dtype !== x.dtype))
+      throw new DrError('ONNX_BAD_SHAPE', `Clip bounds must be ${x.dtype} scalars, got ${b}`);
   }
   return one(g, 'Clip', [x, l, h], x.dtype, x.shape);
 }
 
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
-  if (cond.dtype !== 'bool') throw new DrError('ONNX_DTYPE_MISMATCH', `Where needs a bool condition, got ${cond}`);
+  if (cond.dtype !== 'bool')
+    throw new DrError('ONNX_DTYPE_MISMATCH', `Where needs a bool condition, got ${cond}`);
   const g = cond.graph;
   const dt = dtypeOf(a, b);
   const ta = lift(g, a, dt);
@@ -135,7 +153,11 @@ export function cast(x: Tensor, to: DType): Tensor {
 /** Batched matrix product (numpy matmul over rank >= 2 operands, batch dims broadcast). */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   sameDtype('MatMul', a, b);
-  if (a.rank < 2 || b.rank < 2) throw new DrError('ONNX_BAD_SHAPE', `MatMul needs rank >= 2 operands, got ${a} and ${b}; Unsqueeze vectors first`);
+  if (a.rank < 2 || b.rank < 2)
+    throw new DrError(
+      'ONNX_BAD_SHAPE',
+      `MatMul needs rank >= 2 operands, got ${a} and ${b}; Unsqueeze vectors first`,
+    );
   const [m, k1] = a.shape.slice(-2) as [Dim, Dim];
   const [k2, n] = b.shape.slice(-2) as [Dim, Dim];
   if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) {
@@ -155,10 +177,12 @@ export interface GemmOptions {
 /** alpha * op(A) @ op(B) + beta * C for 2-D A and B. */
 export function gemm(a: Tensor, b: Tensor, c: Tensor | null = null, o: GemmOptions = {}): Tensor {
   sameDtype('Gemm', a, b, ...(c ? [c] : []));
-  if (a.rank !== 2 || b.rank !== 2) throw new DrError('ONNX_BAD_SHAPE', `Gemm needs 2-D A and B, got ${a} and ${b}`);
+  if (a.rank !== 2 || b.rank !== 2)
+    throw new DrError('ONNX_BAD_SHAPE', `Gemm needs 2-D A and B, got ${a} and ${b}`);
   const [m, ka] = o.transA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
   const [kb, n] = o.transB ? [b.shape[1]!, b.shape[0]!] : [b.shape[0]!, b.shape[1]!];
-  if (typeof ka === 'number' && typeof kb === 'number' && ka !== kb) throw new DrError('ONNX_SHAPE_MISMATCH', `Gemm: inner dims differ, ${a} and ${b}`);
+  if (typeof ka === 'number' && typeof kb === 'number' && ka !== kb)
+    throw new DrError('ONNX_SHAPE_MISMATCH', `Gemm: inner dims differ, ${a} and ${b}`);
   const shape = c ? broadcastShapes('Gemm', [m, n], c.shape) : [m, n];
   return one(a.graph, 'Gemm', [a, b, c], a.dtype, shape, {
     alpha: attr.float(o.alpha ?? 1),
@@ -182,7 +206,9 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 
 function reduce(op: string, x: Tensor, axes: readonly number[] | undefined, keepdims: boolean): Tensor {
   const all = axes === undefined;
-  const norm = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.rank, `${op} axis`)).sort((p, q) => p - q);
+  const norm = (axes ?? x.shape.map((_, i) => i))
+    .map((a) => normAxis(a, x.rank, `${op} axis`))
+    .sort((p, q) => p - q);
   const shape: Dim[] = [];
   x.shape.forEach((d, i) => {
     if (!norm.includes(i)) shape.push(d);
@@ -192,9 +218,12 @@ function reduce(op: string, x: Tensor, axes: readonly number[] | undefined, keep
   return one(x.graph, op, inputs, x.dtype, shape, { keepdims: attr.int(keepdims ? 1 : 0) });
 }
 /** Sum over `axes` (all axes when omitted). */
-export const reduceSum = (x: Tensor, axes?: readonly number[], keepdims = false): Tensor => reduce('ReduceSum', x, axes, keepdims);
-export const reduceMean = (x: Tensor, axes?: readonly number[], keepdims = false): Tensor => reduce('ReduceMean', x, axes, keepdims);
-export const reduceMax = (x: Tensor, axes?: readonly number[], keepdims = false): Tensor => reduce('ReduceMax', x, axes, keepdims);
+export const reduceSum = (x: Tensor, axes?: readonly number[], keepdims = false): Tensor =>
+  reduce('ReduceSum', x, axes, keepdims);
+export const reduceMean = (x: Tensor, axes?: readonly number[], keepdims = false): Tensor =>
+  reduce('ReduceMean', x, axes, keepdims);
+export const reduceMax = (x: Tensor, axes?: readonly number[], keepdims = false): Tensor =>
+  reduce('ReduceMax', x, axes, keepdims);
 
 // ---- indexing ----------------------------------------------------------------------------------------
 
@@ -209,12 +238,24 @@ export function gather(data: Tensor, indices: Tensor, axis = 0): Tensor {
 /** out[i][j] = data[index[i][j]][j] for axis 0 (token log-probs: gatherElements(logp, ids, -1)). */
 export function gatherElements(data: Tensor, indices: Tensor, axis = 0): Tensor {
   requireIndex('GatherElements', indices);
-  if (indices.rank !== data.rank) throw new DrError('ONNX_BAD_SHAPE', `GatherElements needs indices of the data's rank, got ${data} and ${indices}`);
-  return one(data.graph, 'GatherElements', [data, indices], data.dtype, indices.shape, { axis: attr.int(normAxis(axis, data.rank)) });
+  if (indices.rank !== data.rank)
+    throw new DrError(
+      'ONNX_BAD_SHAPE',
+      `GatherElements needs indices of the data's rank, got ${data} and ${indices}`,
+    );
+  return one(data.graph, 'GatherElements', [data, indices], data.dtype, indices.shape, {
+    axis: attr.int(normAxis(axis, data.rank)),
+  });
 }
 
 /** Scatters `updates` at `indices` into a copy of `data` (`reduction: 'add'` accumulates duplicates). */
-export function scatterElements(data: Tensor, indices: Tensor, updates: Tensor, axis = 0, reduction: 'none' | 'add' = 'none'): Tensor {
+export function scatterElements(
+  data: Tensor,
+  indices: Tensor,
+  updates: Tensor,
+  axis = 0,
+  reduction: 'none' | 'add' = 'none',
+): Tensor {
   requireIndex('ScatterElements', indices);
   return one(data.graph, 'ScatterElements', [data, indices, updates], data.dtype, data.shape, {
     axis: attr.int(normAxis(axis, data.rank)),
@@ -222,13 +263,21 @@ export function scatterElements(data: Tensor, indices: Tensor, updates: Tensor, 
   });
 }
 
-export function scatterND(data: Tensor, indices: Tensor, updates: Tensor, reduction: 'none' | 'add' = 'none'): Tensor {
+export function scatterND(
+  data: Tensor,
+  indices: Tensor,
+  updates: Tensor,
+  reduction: 'none' | 'add' = 'none',
+): Tensor {
   requireIndex('ScatterND', indices);
-  return one(data.graph, 'ScatterND', [data, indices, updates], data.dtype, data.shape, { reduction: attr.string(reduction) });
+  return one(data.graph, 'ScatterND', [data, indices, updates], data.dtype, data.shape, {
+    reduction: attr.string(reduction),
+  });
 }
 
 function requireIndex(op: string, t: Tensor): void {
-  if (t.dtype !== 'int64' && t.dtype !== 'int32') throw new DrError('ONNX_DTYPE_MISMATCH', `${op} needs int64 or int32 indices, got ${t}`);
+  if (t.dtype !== 'int64' && t.dtype !== 'int32')
+    throw new DrError('ONNX_DTYPE_MISMATCH', `${op} needs int64 or int32 indices, got ${t}`);
 }
 
 // ---- shape manipulation ------------------------------------------------------------------------------
@@ -238,14 +287,22 @@ export function reshape(x: Tensor, shape: readonly number[] | Tensor): Tensor {
   if (typeof (shape as Tensor).graph === 'object') {
     const s = shape as Tensor;
     const len = s.shape[0];
-    if (s.rank !== 1 || typeof len !== 'number') throw new DrError('ONNX_BAD_SHAPE', `Reshape needs a 1-D shape tensor of static length, got ${s}`);
-    return one(x.graph, 'Reshape', [x, s], x.dtype, Array.from({ length: len }, () => null));
+    if (s.rank !== 1 || typeof len !== 'number')
+      throw new DrError('ONNX_BAD_SHAPE', `Reshape needs a 1-D shape tensor of static length, got ${s}`);
+    return one(
+      x.graph,
+      'Reshape',
+      [x, s],
+      x.dtype,
+      Array.from({ length: len }, () => null),
+    );
   }
   const dims = shape as readonly number[];
   const out: Dim[] = dims.map((d, i) => (d === 0 ? (x.shape[i] ?? null) : d === -1 ? null : d));
   const minus = dims.indexOf(-1);
   if (minus >= 0) {
-    if (dims.lastIndexOf(-1) !== minus) throw new DrError('ONNX_BAD_SHAPE', `Reshape: at most one -1 in ${formatShape(dims)}`);
+    if (dims.lastIndexOf(-1) !== minus)
+      throw new DrError('ONNX_BAD_SHAPE', `Reshape: at most one -1 in ${formatShape(dims)}`);
     out[minus] = inferMinusOne(x.shape, out);
   }
   return one(x.graph, 'Reshape', [x, int64s(x.graph, dims)], x.dtype, out);
@@ -266,7 +323,11 @@ function inferMinusOne(from: Shape, to: Dim[]): Dim {
     if (typeof d !== 'number') return rest.length === 1 && known === 1 ? d : null;
     left *= d;
   }
-  if (left % known !== 0) throw new DrError('ONNX_BAD_SHAPE', `Reshape: ${formatShape(from)} does not split into ${formatShape(to)}`);
+  if (left % known !== 0)
+    throw new DrError(
+      'ONNX_BAD_SHAPE',
+      `Reshape: ${formatShape(from)} does not split into ${formatShape(to)}`,
+    );
   return left / known;
 }
 
@@ -275,7 +336,14 @@ export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
   if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
     throw new DrError('ONNX_BAD_AXIS', `Transpose: ${formatShape(p)} is not a permutation of ${x.rank} axes`);
   }
-  return one(x.graph, 'Transpose', [x], x.dtype, p.map((i) => x.shape[i]!), { perm: attr.ints(p) });
+  return one(
+    x.graph,
+    'Transpose',
+    [x],
+    x.dtype,
+    p.map((i) => x.shape[i]!),
+    { perm: attr.ints(p) },
+  );
 }
 
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
@@ -286,10 +354,14 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const shape: Dim[] = [...first.shape];
   let total: Dim = 0;
   for (const t of xs) {
-    if (t.rank !== first.rank) throw new DrError('ONNX_BAD_SHAPE', `Concat: ranks differ, ${xs.map(String).join(', ')}`);
+    if (t.rank !== first.rank)
+      throw new DrError('ONNX_BAD_SHAPE', `Concat: ranks differ, ${xs.map(String).join(', ')}`);
     t.shape.forEach((d, i) => {
       if (i !== a && typeof d === 'number' && typeof shape[i] === 'number' && d !== shape[i]) {
-        throw new DrError('ONNX_SHAPE_MISMATCH', `Concat on axis ${a}: ${xs.map(String).join(', ')} differ on axis ${i}`);
+        throw new DrError(
+          'ONNX_SHAPE_MISMATCH',
+          `Concat on axis ${a}: ${xs.map(String).join(', ')} differ on axis ${i}`,
+        );
       }
       if (i !== a && typeof shape[i] !== 'number' && typeof d === 'number') shape[i] = d;
     });
@@ -313,7 +385,9 @@ export function slice(x: Tensor, spec: SliceSpec): Tensor {
   const isT = (v: unknown): v is Tensor => typeof (v as Tensor).graph === 'object';
   const n = isT(spec.starts) ? spec.starts.shape[0] : spec.starts.length;
   if (typeof n !== 'number') throw new DrError('ONNX_BAD_SHAPE', 'Slice: starts must have a static length');
-  const axes = (spec.axes ?? Array.from({ length: n }, (_, i) => i)).map((a) => normAxis(a, x.rank, 'Slice axis'));
+  const axes = (spec.axes ?? Array.from({ length: n }, (_, i) => i)).map((a) =>
+    normAxis(a, x.rank, 'Slice axis'),
+  );
   const steps = spec.steps ?? axes.map(() => 1);
   const shape: Dim[] = [...x.shape];
   axes.forEach((a, i) => {
@@ -324,7 +398,8 @@ export function slice(x: Tensor, spec: SliceSpec): Tensor {
     if (step === 0) throw new DrError('ONNX_BAD_SHAPE', 'Slice: step 0');
     if (st !== null && en !== null && typeof dim === 'number') shape[a] = sliceLength(dim, st, en, step);
     else if (st === 0 && en === TO_END && step === 1) shape[a] = dim;
-    else shape[a] = typeof dim === 'string' && st !== null && en !== null ? trimmedDim(dim, st, en, step) : null;
+    else
+      shape[a] = typeof dim === 'string' && st !== null && en !== null ? trimmedDim(dim, st, en, step) : null;
   });
   const starts = isT(spec.starts) ? spec.starts : int64s(g, spec.starts);
   const ends = isT(spec.ends) ? spec.ends : int64s(g, spec.ends);
@@ -343,7 +418,8 @@ function trimmedDim(dim: string, start: number, end: number, step: number): Dim 
 }
 
 function sliceLength(dim: number, start: number, end: number, step: number): number {
-  const clampIdx = (v: number, lo: number, hi: number): number => Math.min(Math.max(v < 0 ? v + dim : v, lo), hi);
+  const clampIdx = (v: number, lo: number, hi: number): number =>
+    Math.min(Math.max(v < 0 ? v + dim : v, lo), hi);
   if (step > 0) {
     const s = clampIdx(start, 0, dim);
     const e = clampIdx(end, 0, dim);
@@ -367,9 +443,16 @@ export function squeeze(x: Tensor, axes: readonly number[]): Tensor {
   const norm = axes.map((a) => normAxis(a, x.rank, 'Squeeze axis'));
   for (const a of norm) {
     const d = x.shape[a];
-    if (typeof d === 'number' && d !== 1) throw new DrError('ONNX_BAD_SHAPE', `Squeeze: axis ${a} of ${x} is not 1`);
+    if (typeof d === 'number' && d !== 1)
+      throw new DrError('ONNX_BAD_SHAPE', `Squeeze: axis ${a} of ${x} is not 1`);
   }
-  return one(x.graph, 'Squeeze', [x, int64s(x.graph, norm)], x.dtype, x.shape.filter((_, i) => !norm.includes(i)));
+  return one(
+    x.graph,
+    'Squeeze',
+    [x, int64s(x.graph, norm)],
+    x.dtype,
+    x.shape.filter((_, i) => !norm.includes(i)),
+  );
 }
 
 /** Broadcasts `x` to `shape` (numbers, or a runtime int64 tensor). */
@@ -377,7 +460,8 @@ export function expand(x: Tensor, shape: readonly number[] | Tensor): Tensor {
   if (typeof (shape as Tensor).graph === 'object') {
     const s = shape as Tensor;
     const len = s.shape[0];
-    if (s.rank !== 1 || typeof len !== 'number') throw new DrError('ONNX_BAD_SHAPE', `Expand needs a 1-D shape tensor of static length, got ${s}`);
+    if (s.rank !== 1 || typeof len !== 'number')
+      throw new DrError('ONNX_BAD_SHAPE', `Expand needs a 1-D shape tensor of static length, got ${s}`);
     const target: Dim[] = Array.from({ length: len }, () => null);
     const out = target.map((_, i) => {
       const d = x.shape[x.rank - len + i];
@@ -386,7 +470,13 @@ export function expand(x: Tensor, shape: readonly number[] | Tensor): Tensor {
     return one(x.graph, 'Expand', [x, s], x.dtype, out);
   }
   const dims = shape as readonly number[];
-  return one(x.graph, 'Expand', [x, int64s(x.graph, dims)], x.dtype, broadcastShapes('Expand', x.shape, dims));
+  return one(
+    x.graph,
+    'Expand',
+    [x, int64s(x.graph, dims)],
+    x.dtype,
+    broadcastShapes('Expand', x.shape, dims),
+  );
 }
 
 /** Lower (default) or upper triangle of the last two axes, offset by `k` diagonals. */
@@ -400,25 +490,52 @@ export function trilu(x: Tensor, upper = false, k = 0): Tensor {
  * int64 `pads` tensor must cover all axes. The node always lists every axis: onnxruntime 1.29's transpose
  * optimizer permutes Pad's `pads` as if they covered every axis even when the opset-18 `axes` input is set.
  */
-export function pad(x: Tensor, pads: readonly number[] | Tensor, axes?: readonly number[], value = 0): Tensor {
+export function pad(
+  x: Tensor,
+  pads: readonly number[] | Tensor,
+  axes?: readonly number[],
+  value = 0,
+): Tensor {
   const g = x.graph;
   if (!Array.isArray(pads)) {
     const t = pads as Tensor;
     if (axes !== undefined || t.shape[0] !== 2 * x.rank) {
-      throw new DrError('ONNX_BAD_SHAPE', `Pad with runtime pads needs them for all ${x.rank} axes ([${2 * x.rank}]), got ${t}`);
+      throw new DrError(
+        'ONNX_BAD_SHAPE',
+        `Pad with runtime pads needs them for all ${x.rank} axes ([${2 * x.rank}]), got ${t}`,
+      );
     }
-    return one(g, 'Pad', [x, t, g.constant(value, x.dtype)], x.dtype, x.shape.map(() => null), { mode: attr.string('constant') });
+    return one(
+      g,
+      'Pad',
+      [x, t, g.constant(value, x.dtype)],
+      x.dtype,
+      x.shape.map(() => null),
+      { mode: attr.string('constant') },
+    );
   }
   const p = pads as readonly number[];
   const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.rank, 'Pad axis'));
-  if (p.length !== 2 * ax.length) throw new DrError('ONNX_BAD_SHAPE', `Pad: ${p.length} pads for ${ax.length} axes; give a begin and an end per axis`);
+  if (p.length !== 2 * ax.length)
+    throw new DrError(
+      'ONNX_BAD_SHAPE',
+      `Pad: ${p.length} pads for ${ax.length} axes; give a begin and an end per axis`,
+    );
   const full = new Array<number>(2 * x.rank).fill(0);
   ax.forEach((a, i) => {
     full[a] = p[i]!;
     full[a + x.rank] = p[i + ax.length]!;
   });
-  const shape = x.shape.map((d, a) => (typeof d === 'number' ? d + full[a]! + full[a + x.rank]! : full[a] === 0 && full[a + x.rank] === 0 ? d : null));
-  return one(g, 'Pad', [x, int64s(g, full), g.constant(value, x.dtype)], x.dtype, shape, { mode: attr.string('constant') });
+  const shape = x.shape.map((d, a) =>
+    typeof d === 'number'
+      ? d + full[a]! + full[a + x.rank]!
+      : full[a] === 0 && full[a + x.rank] === 0
+        ? d
+        : null,
+  );
+  return one(g, 'Pad', [x, int64s(g, full), g.constant(value, x.dtype)], x.dtype, shape, {
+    mode: attr.string('constant'),
+  });
 }
 
 // ---- shape values ------------------------------------------------------------------------------------
@@ -463,7 +580,8 @@ export function range(start: TensorLike, limit: TensorLike, delta: TensorLike = 
   sameDtype('Range', ...ts);
   const [s0, l0, d0] = [start, limit, delta].map(scalarValue);
   let len: Dim = null;
-  if (typeof s0 === 'number' && typeof l0 === 'number' && typeof d0 === 'number') len = Math.max(0, Math.ceil((l0 - s0) / d0));
+  if (typeof s0 === 'number' && typeof l0 === 'number' && typeof d0 === 'number')
+    len = Math.max(0, Math.ceil((l0 - s0) / d0));
   else if (s0 === 0 && d0 === 1 && typeof l0 === 'string') len = l0;
   return one(g, 'Range', ts, dt, [len]);
 }
@@ -472,11 +590,21 @@ export function range(start: TensorLike, limit: TensorLike, delta: TensorLike = 
 export function constantOfShape(shape: Tensor, value: number, dtype: DType, known?: Shape): Tensor {
   const len = shape.shape[0];
   if (shape.rank !== 1 || typeof len !== 'number' || shape.dtype !== 'int64') {
-    throw new DrError('ONNX_BAD_SHAPE', `ConstantOfShape needs a 1-D int64 shape of static length, got ${shape}`);
+    throw new DrError(
+      'ONNX_BAD_SHAPE',
+      `ConstantOfShape needs a 1-D int64 shape of static length, got ${shape}`,
+    );
   }
-  return one(shape.graph, 'ConstantOfShape', [shape], dtype, known ?? Array.from({ length: len }, () => null), {
-    value: attr.tensor({ dtype, dims: [1], data: typedArrayFrom(dtype, [value]) }),
-  });
+  return one(
+    shape.graph,
+    'ConstantOfShape',
+    [shape],
+    dtype,
+    known ?? Array.from({ length: len }, () => null),
+    {
+      value: attr.tensor({ dtype, dims: [1], data: typedArrayFrom(dtype, [value]) }),
+    },
+  );
 }
 
 /** Zeros shaped and typed like `x`. */

@@ -42,43 +42,52 @@ export function serializeModel(graph: Graph, options: SerializeOptions = {}): Se
 /** Writes `<path>` and, when needed, its external data file next to it; returns the model path to load. */
 export function saveModel(graph: Graph, path: string, options: { minBytes?: number } = {}): string {
   const file = `${basename(path)}.data`;
-  const { model, externalData } = serializeModel(graph, { externalData: { file, minBytes: options.minBytes } });
+  const { model, externalData } = serializeModel(graph, {
+    externalData: { file, minBytes: options.minBytes },
+  });
   writeFileSync(path, model);
   if (externalData) writeFileSync(`${path}.data`, externalData);
   return path;
 }
 
-function buildModel(graph: Graph, options: SerializeOptions): { proto: P.ModelProto; external: Uint8Array | null } {
+function buildModel(
+  graph: Graph,
+  options: SerializeOptions,
+): { proto: P.ModelProto; external: Uint8Array | null } {
   const chunks: Uint8Array[] = [];
   let offset = 0;
   const ext = options.externalData;
   let inline = 0;
   const { nodes, used } = liveNodes(graph);
-  const declared = new Set(graph.inputs.flatMap((t) => t.shape.filter((d): d is string => typeof d === 'string')));
-  const initializer = graph.initializers.filter(({ tensor }) => used.has(tensor)).map(({ tensor, value }) => {
-    const bytes = rawBytes(value);
-    if (ext && bytes.byteLength >= (ext.minBytes ?? 1024)) {
-      const pad = (64 - (offset % 64)) % 64;
-      if (pad) chunks.push(new Uint8Array(pad));
-      offset += pad;
-      chunks.push(bytes);
-      const entry = onnx.TensorProto.create({
-        name: tensor.name,
-        dataType: ONNX_ELEM_TYPE[value.dtype],
-        dims: [...value.dims],
-        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [
-          { key: 'location', value: ext.file },
-          { key: 'offset', value: String(offset) },
-          { key: 'length', value: String(bytes.byteLength) },
-        ],
-      });
-      offset += bytes.byteLength;
-      return entry;
-    }
-    inline += bytes.byteLength;
-    return tensorProto(tensor.name, value);
-  });
+  const declared = new Set(
+    graph.inputs.flatMap((t) => t.shape.filter((d): d is string => typeof d === 'string')),
+  );
+  const initializer = graph.initializers
+    .filter(({ tensor }) => used.has(tensor))
+    .map(({ tensor, value }) => {
+      const bytes = rawBytes(value);
+      if (ext && bytes.byteLength >= (ext.minBytes ?? 1024)) {
+        const pad = (64 - (offset % 64)) % 64;
+        if (pad) chunks.push(new Uint8Array(pad));
+        offset += pad;
+        chunks.push(bytes);
+        const entry = onnx.TensorProto.create({
+          name: tensor.name,
+          dataType: ONNX_ELEM_TYPE[value.dtype],
+          dims: [...value.dims],
+          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+          externalData: [
+            { key: 'location', value: ext.file },
+            { key: 'offset', value: String(offset) },
+            { key: 'length', value: String(bytes.byteLength) },
+          ],
+        });
+        offset += bytes.byteLength;
+        return entry;
+      }
+      inline += bytes.byteLength;
+      return tensorProto(tensor.name, value);
+    });
   if (inline > PROTOBUF_LIMIT) {
     throw new DrError(
       'ONNX_MODEL_TOO_LARGE',
@@ -127,20 +136,38 @@ function liveNodes(graph: Graph): { nodes: Node[]; used: Set<Tensor> } {
 }
 
 /** Only dim names declared on graph inputs are written; derived names (`seq-1`) stay builder-internal. */
-function valueInfo(name: string, dtype: DType, shape: Shape, declared: ReadonlySet<string>): P.IValueInfoProto {
+function valueInfo(
+  name: string,
+  dtype: DType,
+  shape: Shape,
+  declared: ReadonlySet<string>,
+): P.IValueInfoProto {
   return {
     name,
     type: {
       tensorType: {
         elemType: ONNX_ELEM_TYPE[dtype],
-        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' && declared.has(d) ? { dimParam: d } : {})) },
+        shape: {
+          dim: shape.map((d) =>
+            typeof d === 'number'
+              ? { dimValue: d }
+              : typeof d === 'string' && declared.has(d)
+                ? { dimParam: d }
+                : {},
+          ),
+        },
       },
     },
   };
 }
 
 function tensorProto(name: string, value: ConstantData): P.TensorProto {
-  return onnx.TensorProto.create({ name, dataType: ONNX_ELEM_TYPE[value.dtype], dims: [...value.dims], rawData: rawBytes(value) });
+  return onnx.TensorProto.create({
+    name,
+    dataType: ONNX_ELEM_TYPE[value.dtype],
+    dims: [...value.dims],
+    rawData: rawBytes(value),
+  });
 }
 
 function rawBytes(value: ConstantData): Uint8Array {

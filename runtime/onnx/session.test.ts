@@ -80,7 +80,9 @@ describe('SessionCache', () => {
   });
 
   test('familyKey is independent of parameter order', () => {
-    expect(familyKey('decode', { batch: 4, bucket: 128 })).toBe(familyKey('decode', { bucket: 128, batch: 4 }));
+    expect(familyKey('decode', { batch: 4, bucket: 128 })).toBe(
+      familyKey('decode', { bucket: 128, batch: 4 }),
+    );
     expect(familyKey('decode', { batch: 4 })).not.toBe(familyKey('decode', { batch: 8 }));
   });
 });
@@ -103,20 +105,28 @@ describe('OnnxSession', () => {
     expect(await codeOf(OnnxSession.create(new Uint8Array([1, 2, 3, 4])))).toBe('ONNX_LOAD_FAILED');
   });
 
-  test.skipIf(cudaProviderInstalled())('provider auto falls back to CPU with a log line when CUDA is not installed; cuda alone fails', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const s = await OnnxSession.create(scaleGraph(2), { provider: 'auto', log: pino({ level: 'info' }, sink) });
-    expect(s.provider).toBe('cpu');
-    expect(lines.join('')).toContain('running on CPU');
-    await s.release();
-    expect(await codeOf(OnnxSession.create(scaleGraph(2), { provider: 'cuda' }))).toBe('ONNX_CUDA_UNAVAILABLE');
-  });
+  test.skipIf(cudaProviderInstalled())(
+    'provider auto falls back to CPU with a log line when CUDA is not installed; cuda alone fails',
+    async () => {
+      const lines: string[] = [];
+      const sink = new Writable({
+        write(chunk, _enc, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      });
+      const s = await OnnxSession.create(scaleGraph(2), {
+        provider: 'auto',
+        log: pino({ level: 'info' }, sink),
+      });
+      expect(s.provider).toBe('cpu');
+      expect(lines.join('')).toContain('running on CPU');
+      await s.release();
+      expect(await codeOf(OnnxSession.create(scaleGraph(2), { provider: 'cuda' }))).toBe(
+        'ONNX_CUDA_UNAVAILABLE',
+      );
+    },
+  );
 
   test('outputs can be written into preallocated tensors', async () => {
     const s = await OnnxSession.create(scaleGraph(4));

@@ -43,7 +43,9 @@ let cudaFailed = false;
 export function cudaProviderInstalled(): boolean {
   try {
     const pkg = dirname(require.resolve('onnxruntime-node/package.json'));
-    return existsSync(join(pkg, 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'));
+    return existsSync(
+      join(pkg, 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'),
+    );
   } catch {
     return false;
   }
@@ -83,17 +85,31 @@ export class OnnxSession {
       if (installed) {
         try {
           const cuda = { name: 'cuda', deviceId: config.cudaDeviceId ?? 0 };
-          return new OnnxSession(await createSession(bytes, { ...base, executionProviders: [cuda, 'cpu'] }), 'cuda');
+          return new OnnxSession(
+            await createSession(bytes, { ...base, executionProviders: [cuda, 'cpu'] }),
+            'cuda',
+          );
         } catch (err) {
-          if (want === 'cuda') throw new DrError('ONNX_CUDA_UNAVAILABLE', `the CUDA provider failed to start: ${String(err)}; check CUDA libraries on LD_LIBRARY_PATH`, { cause: err });
-          const cpu = new OnnxSession(await createSession(bytes, { ...base, executionProviders: ['cpu'] }), 'cpu');
+          if (want === 'cuda')
+            throw new DrError(
+              'ONNX_CUDA_UNAVAILABLE',
+              `the CUDA provider failed to start: ${String(err)}; check CUDA libraries on LD_LIBRARY_PATH`,
+              { cause: err },
+            );
+          const cpu = new OnnxSession(
+            await createSession(bytes, { ...base, executionProviders: ['cpu'] }),
+            'cpu',
+          );
           // The CPU provider took the same model, so the provider (not the model) failed: stop trying it.
           cudaFailed = true;
           log.warn({ err: String(err) }, 'CUDA provider failed to start; running on CPU from now on');
           return cpu;
         }
       } else if (want === 'cuda') {
-        throw new DrError('ONNX_CUDA_UNAVAILABLE', 'no CUDA provider library beside onnxruntime-node; stage it with shared/gpu/prepare.sh or use provider "auto"');
+        throw new DrError(
+          'ONNX_CUDA_UNAVAILABLE',
+          'no CUDA provider library beside onnxruntime-node; stage it with shared/gpu/prepare.sh or use provider "auto"',
+        );
       } else {
         log.info('CUDA provider not installed; running on CPU');
       }
@@ -107,14 +123,20 @@ export class OnnxSession {
    * given tensors, which is how a steady loop avoids allocating per run.
    */
   async run(feeds: Feeds, fetches?: Fetches): Promise<Record<string, ort.Tensor>> {
-    if (this.#released) throw new DrError('ONNX_SESSION_RELEASED', 'this session was released; get a fresh one from the SessionCache');
+    if (this.#released)
+      throw new DrError(
+        'ONNX_SESSION_RELEASED',
+        'this session was released; get a fresh one from the SessionCache',
+      );
     this.#check(feeds);
     try {
       if (fetches === undefined) return await this.session.run(feeds);
       if (Array.isArray(fetches)) return await this.session.run(feeds, fetches as string[]);
       return await this.session.run(feeds, fetches as Record<string, ort.Tensor | null>);
     } catch (err) {
-      throw new DrError('ONNX_RUN_FAILED', `onnxruntime failed to run the graph: ${String(err)}`, { cause: err });
+      throw new DrError('ONNX_RUN_FAILED', `onnxruntime failed to run the graph: ${String(err)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -135,16 +157,28 @@ export class OnnxSession {
     }
     for (const [name, meta] of this.#inputs) {
       const t = feeds[name]!;
-      if (t.type !== meta.type) throw new DrError('ONNX_BAD_FEEDS', `input ${name} must be ${meta.type}, got ${t.type}`);
-      const ok = t.dims.length === meta.shape.length && meta.shape.every((d, i) => typeof d !== 'number' || d === t.dims[i]);
-      if (!ok) throw new DrError('ONNX_BAD_FEEDS', `input ${name} must have shape [${meta.shape.join(', ')}], got [${t.dims.join(', ')}]`);
+      if (t.type !== meta.type)
+        throw new DrError('ONNX_BAD_FEEDS', `input ${name} must be ${meta.type}, got ${t.type}`);
+      const ok =
+        t.dims.length === meta.shape.length &&
+        meta.shape.every((d, i) => typeof d !== 'number' || d === t.dims[i]);
+      if (!ok)
+        throw new DrError(
+          'ONNX_BAD_FEEDS',
+          `input ${name} must have shape [${meta.shape.join(', ')}], got [${t.dims.join(', ')}]`,
+        );
     }
   }
 }
 
-async function createSession(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+async function createSession(
+  model: Uint8Array | string,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
   try {
-    return typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+    return typeof model === 'string'
+      ? await ort.InferenceSession.create(model, options)
+      : await ort.InferenceSession.create(model, options);
   } catch (err) {
     throw new DrError('ONNX_LOAD_FAILED', `onnxruntime refused the model: ${String(err)}`, { cause: err });
   }
@@ -152,7 +186,12 @@ async function createSession(model: Uint8Array | string, options: ort.InferenceS
 
 /** A stable cache key for a shape family: kind plus sorted key=value pairs. */
 export function familyKey(kind: string, params: Record<string, string | number | boolean> = {}): string {
-  return [kind, ...Object.keys(params).sort().map((k) => `${k}=${params[k]}`)].join('|');
+  return [
+    kind,
+    ...Object.keys(params)
+      .sort()
+      .map((k) => `${k}=${params[k]}`),
+  ].join('|');
 }
 
 /**

@@ -43,13 +43,19 @@ export class TrainState {
     const first = entries[0];
     if (!first) throw new DrError('ONNX_NO_PARAMS', 'TrainState needs at least one param');
     this.dtype = first[1].data instanceof Float64Array ? 'float64' : 'float32';
-    const scalar = (): ort.Tensor => new ort.Tensor(this.dtype, this.dtype === 'float64' ? new Float64Array(1) : new Float32Array(1), []);
+    const scalar = (): ort.Tensor =>
+      new ort.Tensor(this.dtype, this.dtype === 'float64' ? new Float64Array(1) : new Float32Array(1), []);
     this.#lr = scalar();
     this.#stepT = scalar();
     for (const [name, { dims, data }] of entries) {
       const size = dims.reduce((a, b) => a * b, 1);
-      if (data.length !== size) throw new DrError('ONNX_BAD_SHAPE', `param ${name}: ${data.length} values for dims [${dims.join(', ')}]`);
-      if ((data instanceof Float64Array ? 'float64' : 'float32') !== this.dtype) throw new DrError('ONNX_DTYPE_MISMATCH', `param ${name} is not ${this.dtype} like the others`);
+      if (data.length !== size)
+        throw new DrError(
+          'ONNX_BAD_SHAPE',
+          `param ${name}: ${data.length} values for dims [${dims.join(', ')}]`,
+        );
+      if ((data instanceof Float64Array ? 'float64' : 'float32') !== this.dtype)
+        throw new DrError('ONNX_DTYPE_MISMATCH', `param ${name} is not ${this.dtype} like the others`);
       const make = (init?: FloatArray): ort.Tensor => {
         const buf = this.dtype === 'float64' ? new Float64Array(size) : new Float32Array(size);
         if (init) buf.set(init);
@@ -87,9 +93,14 @@ export class TrainState {
   async run(session: OnnxSession, batch: Feeds, lr: number): Promise<StepResult> {
     const plan = (this.#plans[this.#step % 2] ??= this.#plan());
     if (!this.#checked.has(session)) {
-      const missing = [...Object.keys(plan.fetches), ...Object.keys(plan.feeds)].filter((n) => !session.outputNames.includes(n) && !session.inputNames.includes(n));
+      const missing = [...Object.keys(plan.fetches), ...Object.keys(plan.feeds)].filter(
+        (n) => !session.outputNames.includes(n) && !session.inputNames.includes(n),
+      );
       if (missing.length) {
-        throw new DrError('ONNX_NOT_A_TRAIN_STEP', `the session lacks ${missing.join(', ')}; build it with trainStep/adamw over exactly these params: ${this.paramNames.join(', ')}`);
+        throw new DrError(
+          'ONNX_NOT_A_TRAIN_STEP',
+          `the session lacks ${missing.join(', ')}; build it with trainStep/adamw over exactly these params: ${this.paramNames.join(', ')}`,
+        );
       }
       this.#checked.add(session);
     }

@@ -5,7 +5,8 @@
  */
 import { DrError } from '../../config/errors.ts';
 
-export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
+export type DType =
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
 
 export type Dim = number | string | null;
 export type Shape = readonly Dim[];
@@ -62,7 +63,10 @@ export function isStatic(shape: Shape): shape is readonly number[] {
 export function normAxis(axis: number, rank: number, what = 'axis'): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) {
-    throw new DrError('ONNX_BAD_AXIS', `${what} ${axis} is out of range for a tensor of rank ${rank}; use -${rank}..${rank - 1}`);
+    throw new DrError(
+      'ONNX_BAD_AXIS',
+      `${what} ${axis} is out of range for a tensor of rank ${rank}; use -${rank}..${rank - 1}`,
+    );
   }
   return a;
 }
