@@ -22,11 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pack, unpack } from 'msgpackr';
 import WebSocket, { WebSocketServer } from 'ws';
-import { loadClusterConfig } from '../config/cluster.ts';
-import { silentLogger } from '../config/log.ts';
 import { detectResources } from '../cluster/resources.ts';
-import { NodeRuntime } from '../runtime/node-runtime.ts';
-import { TEST_TOKEN } from '../runtime/testing/node-process.ts';
+import { startLoopbackNode } from '../runtime/testing/loopback-node.ts';
 import { kinds } from '../runtime/testing/test-kinds.ts';
 
 const HIGH_WATER = 8 * 1024 * 1024;
@@ -119,18 +116,7 @@ function rawPeerMain(): void {
 
 /** Worker side of the actor stack: a worker NodeRuntime (what `dr worker` runs) hosting the test kinds. */
 async function actorPeerMain(headPort: number): Promise<void> {
-  const config = loadClusterConfig({
-    flags: { rank: 1, masterAddr: '127.0.0.1', masterPort: headPort, listenHost: '127.0.0.1' },
-    env: { DR_CLUSTER_TOKEN: TEST_TOKEN },
-  });
-  const worker = new NodeRuntime({
-    config,
-    role: 'worker',
-    kinds,
-    resources: await detectResources({ gpuIds: [] }),
-    logger: silentLogger,
-  });
-  await worker.start();
+  await startLoopbackNode({ rank: 1, masterPort: headPort, kinds });
   exitWithParent();
 }
 
@@ -181,24 +167,12 @@ async function rawSender(): Promise<Sender> {
 // ---- the actor runtime: this process is the head, the actor runs on a worker process ---------------------
 
 async function actorSender(): Promise<Sender> {
-  const config = loadClusterConfig({
-    flags: {
-      rank: 0,
-      masterAddr: '127.0.0.1',
-      masterPort: 0,
-      listenHost: '127.0.0.1',
-      queueHighWaterBytes: HIGH_WATER,
-    },
-    env: { DR_CLUSTER_TOKEN: TEST_TOKEN },
-  });
-  const head = new NodeRuntime({
-    config,
-    role: 'head',
+  const head = await startLoopbackNode({
+    rank: 0,
+    masterPort: 0,
     kinds,
-    resources: await detectResources({ gpuIds: [] }),
-    logger: silentLogger,
+    flags: { queueHighWaterBytes: HIGH_WATER },
   });
-  await head.start();
   const joined = new Promise<void>((resolve) =>
     head.node.on('member', (e) => e.type === 'joined' && e.member.rank === 1 && resolve()),
   );

@@ -30,14 +30,11 @@ import { LearnerGroup } from '../actors/learner/learner-group.ts';
 import { kinds } from '../actors/kinds.ts';
 import { WeightSubscriber } from '../actors/params/weight-transfer.ts';
 import { DEFAULT_CHUNK_BYTES } from '../actors/params/weights-codec.ts';
-import { loadClusterConfig } from '../config/cluster.ts';
-import { silentLogger } from '../config/log.ts';
-import { detectResources } from '../cluster/resources.ts';
 import { saveCheckpoint } from '../runtime/model/checkpoint.ts';
 import { randomCheckpoint, tinyConfig } from '../runtime/model/testing.ts';
 import { Qwen2Trainer } from '../runtime/model/trainer.ts';
-import { NodeRuntime } from '../runtime/node-runtime.ts';
-import { startWorker, TEST_TOKEN } from '../runtime/testing/node-process.ts';
+import { startWorker } from '../runtime/testing/node-process.ts';
+import { startLoopbackNode } from '../runtime/testing/loopback-node.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const KINDS = fileURLToPath(new URL('../actors/kinds.ts', import.meta.url));
@@ -181,18 +178,7 @@ async function trainStep(dir: string, config: ReturnType<typeof tinyConfig>): Pr
 }
 
 async function publish(dir: string): Promise<void> {
-  const config = loadClusterConfig({
-    flags: { rank: 0, masterAddr: '127.0.0.1', masterPort: 0, listenHost: '127.0.0.1' },
-    env: { DR_CLUSTER_TOKEN: TEST_TOKEN },
-  });
-  const head = new NodeRuntime({
-    config,
-    role: 'head',
-    kinds,
-    resources: await detectResources({ gpuIds: [] }),
-    logger: silentLogger,
-  });
-  await head.start();
+  const head = await startLoopbackNode({ rank: 0, masterPort: 0, kinds });
   // Production failure-detector timings (the test harness's are tuned for fast failure tests).
   const worker = await startWorker(head.node.port, 1, [
     '--kinds',

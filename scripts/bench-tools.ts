@@ -32,11 +32,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadClusterConfig } from '../config/cluster.ts';
-import { silentLogger } from '../config/log.ts';
 import { detectResources } from '../cluster/resources.ts';
-import { NodeRuntime } from '../runtime/node-runtime.ts';
-import { startWorker, TEST_TOKEN, type NodeProcess } from '../runtime/testing/node-process.ts';
+import { startWorker, type NodeProcess } from '../runtime/testing/node-process.ts';
+import { startLoopbackNode } from '../runtime/testing/loopback-node.ts';
 import { browseActorFor } from '../actors/browse/browse-routing.ts';
 import { browseRequest, type BrowseReply, type BrowseStatsReply } from '../actors/browse/protocol.ts';
 import { Injector, parseLatencySpec, type InjectionConfig } from '../actors/sandbox/injection.ts';
@@ -184,18 +182,7 @@ async function main(): Promise<void> {
   const searchWeb: SandboxServer = await startSandboxServer({ world, site });
   const pageWeb: SandboxServer = await startSandboxServer({ world, site });
   const cacheDir = mkdtempSync(join(tmpdir(), 'bench-tools-'));
-  const config = loadClusterConfig({
-    flags: { rank: 0, masterAddr: '127.0.0.1', masterPort: 0, listenHost: '127.0.0.1', ...HEARTBEAT_MS },
-    env: { DR_CLUSTER_TOKEN: TEST_TOKEN },
-  });
-  const head = new NodeRuntime({
-    config,
-    role: 'head',
-    kinds,
-    resources: await detectResources({ gpuIds: [] }),
-    logger: silentLogger,
-  });
-  await head.start();
+  const head = await startLoopbackNode({ rank: 0, masterPort: 0, kinds, flags: HEARTBEAT_MS });
   const workers: NodeProcess[] = [];
   try {
     for (let rank = 1; rank <= WORKERS; rank++) {
