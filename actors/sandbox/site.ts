@@ -6,7 +6,15 @@
  * Main entity pages are always healthy and hold every fact; secondary pages (news, lists, reports) repeat
  * lead facts only, and only news stories are broken, so no question depends on a broken page.
  */
-import { backlinkIndex, docSummary, docText, entityDoc, entityPath, type DocLink } from './docs.ts';
+import {
+  backlinkIndex,
+  docSummary,
+  docText,
+  entityDoc,
+  entityPath,
+  formatDate,
+  type DocLink,
+} from './docs.ts';
 import {
   articleHtml,
   ENCYCLOPEDIA,
@@ -108,21 +116,6 @@ function entityDrafts(world: World, rng: Rng): Draft[] {
   });
 }
 
-const MONTH_NAMES = [
-  'January',
-  'February',
-  'March',
-  'April',
-  'May',
-  'June',
-  'July',
-  'August',
-  'September',
-  'October',
-  'November',
-  'December',
-];
-
 /** A news story about one entity that repeats only its lead facts. */
 function story(rng: Rng, e: Entity, get: (id: string) => Entity): { headline: string; lead: string } | null {
   switch (e.type) {
@@ -184,7 +177,7 @@ function newsDrafts(world: World, rng: Rng): Draft[] {
     if (seen.has(path)) continue;
     seen.add(path);
     const paragraphs = [s.lead, ...rng.shuffle(NEWS_FILLER).slice(0, rng.int(3, 5))];
-    const dateline = `${rng.int(1, 28)} ${MONTH_NAMES[month - 1] ?? 'January'} ${year}`;
+    const dateline = `${formatDate({ day: rng.int(1, 28), month, year })}`;
     out.push({
       path,
       kind: 'news',
