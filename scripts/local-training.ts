@@ -43,6 +43,11 @@ export async function startLocalCluster(options: {
     DR_CLUSTER_TOKEN: token,
     DR_SANDBOX_API_KEY: sandboxKey,
     DR_LOG_FORMAT: 'json',
+    // On two cores a node hosting the learner, the policy server and the sandbox can block its event loop
+    // for several seconds (building sessions for a new weight version), which the default 10 s failure
+    // detector takes for a dead node. A local demo has no network to fail, so it waits longer.
+    DR_SUSPECT_AFTER_MS: process.env.DR_SUSPECT_AFTER_MS ?? '30000',
+    DR_DOWN_AFTER_MS: process.env.DR_DOWN_AFTER_MS ?? '120000',
   };
   const ready = await startNode(['head', '--port', '0', '--listen-host', '127.0.0.1'], env, children);
   const port = Number(ready.port);
