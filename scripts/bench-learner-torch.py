@@ -8,32 +8,13 @@ BLAS by default): point LD_LIBRARY_PATH at OpenBLAS for a fair CPU baseline (see
 import argparse
 import json
 import math
-import struct
 import time
 
-import numpy as np
 import torch
+from torch_checkpoint import load_safetensors
 
-DTYPES = {"F32": np.float32, "F16": np.float16}
 
 
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = e["data_offsets"]
-        if e["dtype"] == "BF16":
-            raw = np.frombuffer(data[a:b], dtype=np.uint16).astype(np.uint32) << 16
-            arr = raw.view(np.float32)
-        else:
-            arr = np.frombuffer(data[a:b], dtype=DTYPES[e["dtype"]]).astype(np.float32)
-        out[name] = torch.from_numpy(arr.reshape(e["shape"]).copy())
-    return out
 
 
 class Qwen2:

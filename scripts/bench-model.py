@@ -9,25 +9,12 @@ Usage: python3 scripts/bench-model.py --dir DIR --batch B --seq T --prompt P --n
 import argparse
 import json
 import math
-import struct
 import time
 
 import torch
+from torch_checkpoint import load_safetensors
 
 
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        assert e["dtype"] == "F32", "bench expects an F32 checkpoint"
-        a, b = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(e["shape"])
-    return out
 
 
 class Qwen2(torch.nn.Module):

@@ -30,6 +30,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch_checkpoint import load_safetensors
 
 
 def load_examples(path):
@@ -43,19 +44,6 @@ def load_examples(path):
     return [(ids[s:s + l].astype(np.int64), mask[s:s + l].astype(np.float32)) for s, l in zip(starts.tolist(), lengths.tolist())]
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        assert e["dtype"] == "F32", f"{name}: expected F32, got {e['dtype']}"
-        a, b = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(e["shape"])
-    return out
 
 
 def write_safetensors(path, tensors, metadata):
@@ -169,7 +157,7 @@ def main():
 
     cfg = json.load(open(os.path.join(args.data, "config.json")))
     cfg.setdefault("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"])
-    init = read_safetensors(os.path.join(args.data, "model.safetensors"))
+    init = load_safetensors(os.path.join(args.data, "model.safetensors"))
     names = list(init)
     model = make_model(cfg, init, device, args.impl)
     params = list({id(p): p for p in (model.param(n) for n in names)}.values())
