@@ -188,12 +188,16 @@ describe('SearchService', () => {
     expect(replies.every((r) => r.results[0]?.hits.length === 10)).toBe(true);
     expect(server.requests).toHaveLength(1_000);
     expect(server.maxConcurrent).toBeLessThanOrEqual(rate.maxConcurrent);
-    // Token bucket: any window of w ms admits at most burst + rate * w requests (1 ms slack for timer rounding).
+    // Token bucket: any window of w ms admits at most burst + rate * w requests. The times are taken where
+    // the server sees each request, and loopback delivery on a loaded 2-core machine can bunch arrivals by a
+    // few ms (a CI run saw 377 in a window allowing 376.5), so the window gets 10 ms of transport slack.
+    const transportSlackMs = 10;
     const starts = server.requests.map((r) => r.startedAt).sort((a, b) => a - b);
     for (let i = 0; i < starts.length; i++) {
       for (let j = i + 1; j < starts.length; j += 25) {
         const windowMs = (starts[j] as number) - (starts[i] as number);
-        expect(j - i + 1).toBeLessThanOrEqual(rate.burst + (rate.perSecond * (windowMs + 1)) / 1000 + 1);
+        const allowed = rate.burst + (rate.perSecond * (windowMs + transportSlackMs)) / 1000 + 1;
+        expect(j - i + 1).toBeLessThanOrEqual(allowed);
       }
     }
     const spanMs = (starts.at(-1) as number) - (starts[0] as number);
