@@ -43,6 +43,8 @@ export const trainConfigSchema = z
         maxTokensPerTurn: positiveInt.default(512),
         temperature: z.number().min(0).max(5).default(1),
         topP: z.number().gt(0).max(1).default(1),
+        /** Results per web_search query (DeepResearcher: 10). */
+        searchTopK: positiveInt.max(50).default(10),
         /** Rollout actors sharing the work. */
         workers: positiveInt.default(1),
       })

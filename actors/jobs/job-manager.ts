@@ -191,6 +191,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
               maxTokensPerTurn: config.maxTokensPerTurn,
               temperature: config.temperature,
               topP: config.topP,
+              searchTopK: config.searchTopK,
               date,
             },
             policy: config.policy,

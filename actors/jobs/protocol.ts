@@ -22,6 +22,8 @@ const rolloutFields = {
   maxTokensPerTurn: z.number().int().min(1).max(131_072).default(2048),
   temperature: z.number().min(0).max(5).default(1),
   topP: z.number().gt(0).max(1).default(1),
+  /** Results per web_search query (DeepResearcher: 10). */
+  searchTopK: z.number().int().min(1).max(50).default(10),
   schedule: z.enum(['async', 'barrier']).default('async'),
   /** ISO date the system prompt states; default: when the job starts. */
   date: z.iso.datetime().optional(),

@@ -47,7 +47,7 @@ export class ActorTools implements ToolRunner {
   async webSearch(queries: string[], tc: ToolContext): Promise<string> {
     const reply = await askWebSearch(
       (name, msg) => this.call<WebSearchReply>(name, msg),
-      webSearchRequest(queries),
+      webSearchRequest(queries, tc.searchTopK === undefined ? {} : { topK: tc.searchTopK }),
       this.options.searchShards,
     );
     let urls = this.foundBy.get(tc.trajectoryId);

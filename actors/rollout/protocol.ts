@@ -5,6 +5,7 @@
  * actor stays responsive (one message at a time) while hundreds of trajectories are in flight.
  */
 import { z } from 'zod';
+import { MAX_TOP_K } from '../search/protocol.ts';
 import type { Trajectory } from './trajectory.ts';
 
 export const ROLLOUT_PROTOCOL_VERSION = 1;
@@ -30,6 +31,8 @@ export interface RolloutSettingsWire {
   topP: number;
   /** ISO date the system prompt states. */
   date: string;
+  /** Results per web_search query; default: the search backend's. */
+  searchTopK?: number;
 }
 
 export interface WorkUnit {
@@ -123,6 +126,7 @@ export const rolloutSettingsSchema = z.object({
   temperature: z.number().min(0).max(5),
   topP: z.number().gt(0).max(1),
   date: z.iso.datetime(),
+  searchTopK: z.number().int().min(1).max(MAX_TOP_K).optional(),
 });
 
 const workUnitSchema = z.object({

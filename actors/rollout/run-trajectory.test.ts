@@ -93,6 +93,24 @@ describe('runTrajectory', () => {
     expect(t.responseText.startsWith(SEARCH)).toBe(true);
   });
 
+  it('passes the search top-k setting to every web_search call it makes', async () => {
+    server = await startOpenAITestServer({ reply: (req) => [SEARCH, ANSWER][turnOf(req)] ?? ANSWER });
+    const tools = new RecordingTools();
+    const policy = new ChatPolicy({ baseURL: server.baseURL, model: 'policy' });
+
+    await runTrajectory(
+      { questionId: 'q1', question: 'What is the tallest tower?' },
+      0,
+      {
+        ...settings,
+        searchTopK: 5,
+      },
+      { policy, tools },
+    );
+
+    expect(tools.calls.map((c) => [c.tool, c.ctx.searchTopK])).toEqual([['web_search', 5]]);
+  });
+
   it('masks prompt, tool responses and template glue out of the loss, token by token', async () => {
     server = await startOpenAITestServer({ reply: (req) => [SEARCH, ANSWER][turnOf(req)] ?? ANSWER });
     const policy = new CompletionPolicy({ baseURL: server.baseURL, model: 'policy' });

@@ -33,6 +33,8 @@ export interface RolloutSettings {
   topP: number;
   /** The date the system prompt states. */
   date: Date;
+  /** Results per web_search query; default: the search backend's (10, as in DeepResearcher). */
+  searchTopK?: number;
 }
 
 export const DEFAULT_ROLLOUT_SETTINGS: Omit<RolloutSettings, 'date'> = {
@@ -135,6 +137,7 @@ export async function runTrajectory(
       const { text, stat } = await runTool(parsed.call, deps.tools, {
         trajectoryId: id,
         question: task.question,
+        ...(settings.searchTopK === undefined ? {} : { searchTopK: settings.searchTopK }),
         ...(deps.signal === undefined ? {} : { signal: deps.signal }),
       });
       turn.tool = stat;

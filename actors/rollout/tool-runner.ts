@@ -6,6 +6,8 @@
 export interface ToolContext {
   trajectoryId: string;
   question: string;
+  /** Results per web_search query (the rollout's setting); default: the backend's. */
+  searchTopK?: number;
   signal?: AbortSignal;
 }
 

@@ -152,6 +152,7 @@ class TrainerActor implements Actor {
           maxTokensPerTurn: cfg.rollout.maxTokensPerTurn,
           temperature: cfg.rollout.temperature,
           topP: cfg.rollout.topP,
+          searchTopK: cfg.rollout.searchTopK,
           date: new Date().toISOString(),
         },
         beforeBatch: () => server.refresh(),

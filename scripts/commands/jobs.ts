@@ -26,6 +26,7 @@ interface RolloutFlags extends ConnectFlags {
   maxTurns?: string;
   maxTokens?: string;
   temperature?: string;
+  searchTopK?: string;
   schedule?: string;
   n?: string;
   wait?: boolean;
@@ -68,6 +69,7 @@ function rolloutConfig(f: RolloutFlags): Record<string, unknown> {
   set('maxTurns', num(f.maxTurns));
   set('maxTokensPerTurn', num(f.maxTokens));
   set('temperature', num(f.temperature));
+  set('searchTopK', num(f.searchTopK));
   set('schedule', f.schedule);
   set('n', num(f.n));
   return config;
@@ -86,6 +88,7 @@ function rolloutOptions(cmd: Command): Command {
     .option('--max-turns <n>', 'turns per trajectory (default 10)')
     .option('--max-tokens <n>', 'tokens per turn (default 2048)')
     .option('--temperature <t>', 'sampling temperature (default 1)')
+    .option('--search-top-k <k>', 'results per web_search query (default 10, as in DeepResearcher)')
     .option('--schedule <s>', 'async (default) or barrier (the original turn-synchronous schedule)')
     .option('--wait', 'follow the job until it ends')
     .option(
