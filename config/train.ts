@@ -58,6 +58,9 @@ export const trainConfigSchema = z
         clipRatioC: z.number().gt(1).nullable().default(null),
         advantageEpsilon: z.number().positive().default(1e-6),
         normalizeByStd: z.boolean().default(true),
+        /** Train only on groups whose rewards differ (DAPO's dynamic-sampling filter, without resampling):
+         * a uniform group has zero advantage everywhere. A step with no such group makes no update. */
+        dropUniformGroups: z.boolean().default(false),
       })
       .prefault({}),
     optimizer: z

@@ -51,6 +51,8 @@ export function stepLine(status: TrainerStatus): string {
   return (
     `step ${status.step}/${status.steps} version ${status.version}: reward ${r.rewardMean.toFixed(3)}` +
     ` (std ${r.rewardStd.toFixed(3)}), F1 ${r.f1Mean.toFixed(3)}, format errors ${r.formatErrorRate.toFixed(3)},` +
-    ` KL ${last.learner.kl.toExponential(2)}, ${last.tokensPerSecond.toFixed(0)} tokens/s`
+    (last.learner === undefined
+      ? ', no update (every group scored alike)'
+      : ` KL ${last.learner.kl.toExponential(2)}, ${last.tokensPerSecond.toFixed(0)} tokens/s`)
   );
 }

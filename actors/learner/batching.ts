@@ -53,6 +53,23 @@ export function prepareSamples(
   return samples.map((s, i) => ({ tokenIds: s.tokenIds, lossMask: s.lossMask, advantage: adv[i]! }));
 }
 
+/**
+ * The samples of groups whose rewards differ. A group where every rollout scored the same has advantage 0
+ * everywhere, so it adds no policy gradient (only the small KL term) while costing a full forward and
+ * backward pass; DAPO filters such groups out for the same reason.
+ */
+export function informativeGroups<S extends Pick<TrainSample, 'group' | 'reward'>>(
+  samples: readonly S[],
+): S[] {
+  const seen = new Map<string, { first: number; mixed: boolean }>();
+  for (const s of samples) {
+    const g = seen.get(s.group);
+    if (g === undefined) seen.set(s.group, { first: s.reward, mixed: false });
+    else if (s.reward !== g.first) g.mixed = true;
+  }
+  return samples.filter((s) => seen.get(s.group)!.mixed);
+}
+
 /** Tokens in the loss (position 0 of a sequence never is). */
 export function lossTokens(s: Pick<PreparedSample, 'lossMask'>): number {
   let n = 0;

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { adamwStep, defaultAdamWConfig, initAdamWState } from './adamw.ts';
 import { ChunkInbox, ringAllReduce, type CollectivePort } from './allreduce.ts';
-import { buildMicroBatches, prepareSamples, shardByTokens, type TrainSample } from './batching.ts';
+import {
+  buildMicroBatches,
+  informativeGroups,
+  prepareSamples,
+  shardByTokens,
+  type TrainSample,
+} from './batching.ts';
 import { BigramModel } from './bigram-model.ts';
 import { defaultGrpoLossConfig } from './grpo.ts';
 import { Learner, type LearnerConfig } from './learner.ts';
@@ -102,6 +108,15 @@ describe('batching', () => {
     expect(new Set(shards.flat()).size).toBe(20);
     const loads = shards.map((s) => s.reduce((n, x) => n + x.tokenIds.length, 0));
     expect(Math.max(...loads) - Math.min(...loads)).toBeLessThanOrEqual(12);
+  });
+
+  it('keeps only the groups whose rewards differ, in their order', () => {
+    const s = (group: string, reward: number): { group: string; reward: number } => ({ group, reward });
+    const samples = [s('a', 1), s('b', 0), s('a', 0), s('c', -1), s('b', 0), s('c', -1), s('a', 1)];
+
+    const kept = informativeGroups(samples);
+
+    expect(kept).toEqual([s('a', 1), s('a', 0), s('a', 1)]);
   });
 
   it('refuses a sample whose mask does not match its tokens', () => {

@@ -48,7 +48,10 @@ export type TrainEvent =
       step: number;
       version: number;
       rollout: RolloutStats;
-      learner: Omit<StepMetrics, 'mode' | 'step'>;
+      /** Absent when the step made no update (every group uniform, with `dropUniformGroups`). */
+      learner?: Omit<StepMetrics, 'mode' | 'step'>;
+      /** Rollouts the learner trained on (fewer than the batch when uniform groups are dropped). */
+      trainedRollouts: number;
       /** Real tokens trained per second over all learners. */
       tokensPerSecond: number;
       stalenessMean: number;
@@ -113,9 +116,11 @@ export const gaugeSink: EventSink = (e) => {
     g.rewardStd.set(job, e.rollout.rewardStd);
     g.f1.set(job, e.rollout.f1Mean);
     g.formatErrors.set(job, e.rollout.formatErrorRate);
-    g.kl.set(job, e.learner.kl);
-    g.entropy.set(job, e.learner.entropy);
-    g.clip.set(job, e.learner.clipFraction);
+    if (e.learner !== undefined) {
+      g.kl.set(job, e.learner.kl);
+      g.entropy.set(job, e.learner.entropy);
+      g.clip.set(job, e.learner.clipFraction);
+    }
     g.length.set(job, e.rollout.responseLengthMean);
     g.turns.set(job, e.rollout.turnsMean);
     g.tokensPerSecond.set(job, e.tokensPerSecond);

@@ -83,7 +83,7 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     const steps = events.filter((e) => e.type === 'step');
     expect(steps.map((e) => e.step)).toEqual([1, 2]);
     expect(
-      steps.every((e) => e.rollout.rollouts === 2 && e.learner.lossTokens > 0 && e.stalenessMax === 0),
+      steps.every((e) => e.rollout.rollouts === 2 && (e.learner?.lossTokens ?? 0) > 0 && e.stalenessMax === 0),
     ).toBe(true);
     expect(events.filter((e) => e.type === 'checkpoint').map((e) => e.step)).toEqual([1, 2]);
     expect(events.filter((e) => e.type === 'validation')).toHaveLength(2);

@@ -12,6 +12,7 @@ import { ParamsClient } from '../params/params-client.ts';
 import type { AskFn } from '../params/weight-transfer.ts';
 import type { TrainEvent } from './metrics.ts';
 import { BigramTaskSource, bigramQuestions, TASK_VOCAB } from './testing/bigram-task.ts';
+import type { ScoredRollout } from './rollout-source.ts';
 import { runTraining, type TrainSummary } from './trainer.ts';
 
 const kinds = new Map<string, ActorFactory<never>>([
@@ -51,6 +52,7 @@ function config(over: Record<string, unknown> = {}): TrainConfig {
 async function train(
   cfg: TrainConfig,
   resume = false,
+  rescore: (r: ScoredRollout) => ScoredRollout = (r) => r,
 ): Promise<{ summary: TrainSummary; events: TrainEvent[]; source: BigramTaskSource }> {
   const system = createActorSystem({ kinds });
   systems.push(system);
@@ -80,7 +82,7 @@ async function train(
     cfg,
     {
       job: 'job-1',
-      source,
+      source: { run: async (q, n, req) => (await source.run(q, n, req)).map(rescore) },
       learners,
       params: new ParamsClient(ask, 'params'),
       trainSet: questions,
@@ -104,8 +106,8 @@ describe('training loop (reduced size, 2 data-parallel learners)', () => {
     // validation(v0), then batch k samples with the version published by step k
     expect(source.versionsSeen.slice(0, 4)).toEqual([0, 0, 1, 2]);
     expect(steps.every((e) => e.stalenessMax === 0 && e.dropped === 0)).toBe(true);
-    expect(steps[0]!.learner.kl).toBe(0);
-    expect(steps[5]!.learner.kl).toBeGreaterThan(0);
+    expect(steps[0]!.learner?.kl).toBe(0);
+    expect(steps[5]!.learner?.kl).toBeGreaterThan(0);
     expect(events.filter((e) => e.type === 'checkpoint').map((e) => e.step)).toEqual([4, 8, 12, 16, 20]);
     expect((await readdir(join(dir, 'ckpt'))).filter((n) => n.startsWith('step_')).sort()).toEqual([
       'step_00000012',
@@ -123,6 +125,36 @@ describe('training loop (reduced size, 2 data-parallel learners)', () => {
     expect(resumed.summary.history.map((h) => h.loss)).toEqual(
       straight.summary.history.slice(3).map((h) => h.loss),
     );
+  });
+
+  it('trains only on groups whose rewards differ when uniform groups are dropped, and still learns', async () => {
+    const { events, summary } = await train(
+      config({ algorithm: { klCoef: 0.001, dropUniformGroups: true } }),
+    );
+
+    const steps = events.filter((e) => e.type === 'step');
+    const mixed = steps.filter((e) => e.rollout.rewardStd > 0);
+    expect(steps.every((e) => e.trainedRollouts <= e.rollout.rollouts)).toBe(true);
+    expect(steps.some((e) => e.trainedRollouts < e.rollout.rollouts)).toBe(true);
+    expect(steps.filter((e) => e.learner !== undefined).length).toBe(summary.version);
+    expect(mixed.length).toBeGreaterThan(0);
+    expect(summary.validation.after).toBeGreaterThan(summary.validation.before);
+  });
+
+  it('makes no update on a step where every group scored alike', async () => {
+    const { events, summary } = await train(
+      config({ steps: 3, algorithm: { klCoef: 0.001, dropUniformGroups: true } }),
+      false,
+      (r) => ({ ...r, reward: 0 }),
+    );
+
+    const steps = events.filter((e) => e.type === 'step');
+    expect(steps.map((e) => [e.version, e.trainedRollouts, e.learner])).toEqual([
+      [0, 0, undefined],
+      [0, 0, undefined],
+      [0, 0, undefined],
+    ]);
+    expect(summary.version).toBe(0);
   });
 
   it('samples the next batch while the learner trains in async mode, within the staleness bound', async () => {

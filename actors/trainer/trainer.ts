@@ -10,7 +10,12 @@
  */
 import type { TrainConfig } from '../../config/train.ts';
 import { DrError } from '../../config/errors.ts';
-import { prepareSamples, type PreparedSample, type TrainSample } from '../learner/batching.ts';
+import {
+  informativeGroups,
+  prepareSamples,
+  type PreparedSample,
+  type TrainSample,
+} from '../learner/batching.ts';
 import type { LearnerMode, StepMetrics } from '../learner/learner.ts';
 import type { ExportReply } from '../learner/protocol.ts';
 import { rolloutStats, type EventSink, type RolloutStats } from './metrics.ts';
@@ -140,31 +145,34 @@ export async function runTraining(
       reward: r.reward,
       version: r.weightVersion,
     }));
-    const prepared = prepareSamples(samples, {
+    const trained = config.algorithm.dropUniformGroups ? informativeGroups(samples) : samples;
+    const prepared = prepareSamples(trained, {
       epsilon: config.algorithm.advantageEpsilon,
       normalizeByStd: config.algorithm.normalizeByStd,
     });
-    const { metrics, version: next } = await deps.learners.step(prepared, config.mode, `${deps.job}:${step}`);
-    version = next;
-    const m0 = metrics[0]!;
+    const result =
+      prepared.length === 0 ? null : await deps.learners.step(prepared, config.mode, `${deps.job}:${step}`);
+    if (result !== null) version = result.version;
+    const m0 = result?.metrics[0];
     const seconds = (performance.now() - t0) / 1000;
     const stats: RolloutStats = rolloutStats(batch.rollouts);
-    const { mode: _mode, step: _s, ...learner } = m0;
+    const tokens = result?.metrics.reduce((s, m) => s + m.localTokens, 0) ?? 0;
     await deps.emit({
       type: 'step',
       job: deps.job,
       step: step + 1,
       version,
       rollout: stats,
-      learner,
-      tokensPerSecond: metrics.reduce((s, m) => s + m.localTokens, 0) / Math.max(1e-9, m0.seconds),
+      ...(m0 === undefined ? {} : { learner: withoutIds(m0) }),
+      trainedRollouts: trained.length,
+      tokensPerSecond: m0 === undefined ? 0 : tokens / Math.max(1e-9, m0.seconds),
       stalenessMean: staleness.length > 0 ? staleness.reduce((a, b) => a + b, 0) / staleness.length : 0,
       stalenessMax: staleness.length > 0 ? Math.max(...staleness) : 0,
       dropped: batch.rollouts.length - fresh.length,
       rolloutSeconds: batch.seconds,
       stepSeconds: seconds,
     });
-    history.push({ step: step + 1, loss: m0.loss, rewardMean: stats.rewardMean });
+    history.push({ step: step + 1, loss: m0?.loss ?? 0, rewardMean: stats.rewardMean });
 
     // A stopped trainer must not checkpoint over what its restarted incarnation resumes from.
     throwIfCancelled(deps.signal);
@@ -184,6 +192,10 @@ export async function runTraining(
     validation: { before, after: last },
   });
   return { steps: config.steps, version, validation: { before, after: last }, history };
+}
+
+function withoutIds({ mode: _mode, step: _step, ...rest }: StepMetrics): Omit<StepMetrics, 'mode' | 'step'> {
+  return rest;
 }
 
 function throwIfCancelled(signal: AbortSignal | undefined): void {
