@@ -24,9 +24,9 @@ import {
   type Placement,
   type SpawnSpec,
 } from './actor.ts';
-import { ActorHost, notFound } from './actor-host.ts';
+import { ActorHost, notFound, type Reply } from './actor-host.ts';
 import { contextFor, DEFAULT_ASK_TIMEOUT_MS, targetName } from './local-system.ts';
-import { PendingAsks, reply } from './remote-ask.ts';
+import { LinkReply, PendingAsks } from './remote-ask.ts';
 
 /** What `dr status --json` prints. */
 export interface ClusterStatus {
@@ -195,16 +195,35 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
   }
 
   /** Ask on `rank`; if the actor is not there or its node went down, look it up once more and retry where
-   * it moved (a stale cache entry, or a re-spawn after node loss). */
+   * it moved (a stale cache entry, or a re-spawn after node loss). One promise per ask: the retry is only
+   * built when the first attempt fails. */
   private askRetrying<R>(rank: number, name: string, msg: unknown, deadline: number): Promise<R> {
+    return new Promise<R>((resolve, reject) =>
+      this.askOn(rank, name, msg, Math.max(1, deadline - Date.now()), {
+        resolve: resolve as (v: unknown) => void,
+        reject: (err: unknown) => {
+          if (!isDrError(err, ActorErrorCode.NOT_FOUND) && !isDrError(err, ActorErrorCode.NODE_DOWN)) {
+            reject(err);
+            return;
+          }
+          this.forget(name);
+          this.retryElsewhere(rank, name, msg, deadline, err).then(resolve as (v: unknown) => void, reject);
+        },
+      }),
+    );
+  }
+
+  private async retryElsewhere(
+    rank: number,
+    name: string,
+    msg: unknown,
+    deadline: number,
+    err: unknown,
+  ): Promise<unknown> {
     const left = () => Math.max(1, deadline - Date.now());
-    return (this.askOn(rank, name, msg, left()) as Promise<R>).catch(async (err: unknown) => {
-      if (!isDrError(err, ActorErrorCode.NOT_FOUND) && !isDrError(err, ActorErrorCode.NODE_DOWN)) throw err;
-      this.forget(name);
-      const again = await this.locate(name, left());
-      if (again === rank) throw err;
-      return (await this.askOn(again, name, msg, left())) as R;
-    });
+    const again = await this.locate(name, left());
+    if (again === rank) throw err;
+    return new Promise((resolve, reject) => this.askOn(again, name, msg, left(), { resolve, reject }));
   }
 
   async resolve(name: string): Promise<ActorRef> {
@@ -313,19 +332,24 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     return e.rank;
   }
 
-  private askOn(rank: number, name: string, msg: unknown, timeoutMs: number): Promise<unknown> {
+  private askOn(rank: number, name: string, msg: unknown, timeoutMs: number, reply: Reply): void {
     if (rank === this.rank) {
-      return this.host.has(name)
-        ? this.host.ask(name, msg, timeoutMs)
-        : Promise.reject(notFound(name, this.rank));
+      if (this.host.has(name))
+        this.host.ask(name, msg, timeoutMs).then(
+          (v) => reply.resolve(v),
+          (e: unknown) => reply.reject(e),
+        );
+      else reply.reject(notFound(name, this.rank));
+      return;
     }
     let link: Link;
     try {
       link = this.node.linkTo(rank);
     } catch (err) {
-      return Promise.reject(err);
+      reply.reject(err);
+      return;
     }
-    return this.asks.ask(link, rank, name, msg, timeoutMs);
+    this.asks.send(link, rank, name, msg, timeoutMs, reply);
   }
 
   private control(
@@ -334,7 +358,7 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     payload: unknown,
     timeoutMs = CONTROL_TIMEOUT_MS,
   ): Promise<unknown> {
-    return this.askOn(rank, verb, payload, timeoutMs);
+    return new Promise((resolve, reject) => this.askOn(rank, verb, payload, timeoutMs, { resolve, reject }));
   }
 
   /** Backpressure errors (CLUSTER_QUEUE_FULL, CLUSTER_FRAME_TOO_LARGE) reach the sender; a down node only
@@ -420,10 +444,7 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
       ? (env.payload as [unknown, unknown])
       : [undefined, undefined];
     const timeoutMs = typeof t === 'number' && t > 0 ? t : this.askTimeoutMs;
-    const answer = {
-      resolve: (value: unknown) => reply(link, this.rank, env.cid, { value }),
-      reject: (error: unknown) => reply(link, this.rank, env.cid, { error }),
-    };
+    const answer = new LinkReply(link, this.rank, env.cid);
     // The hot path: an actor hosted here answers straight onto the link (no promise; the asker times it).
     if (!env.target.startsWith('$') && this.host.has(env.target)) {
       this.host.askWith(env.target, msg, answer);
@@ -433,7 +454,10 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     if (env.target.startsWith('$')) p = this.onControl(env.target, msg, link);
     else if ((link.peer ?? 0) < 0) p = this.ask(env.target, msg, { timeoutMs });
     else p = Promise.reject(notFound(env.target, this.rank));
-    p.then(answer.resolve, answer.reject);
+    p.then(
+      (v) => answer.resolve(v),
+      (e: unknown) => answer.reject(e),
+    );
   }
 
   private async onControl(verb: string, p: unknown, link: Link): Promise<unknown> {
