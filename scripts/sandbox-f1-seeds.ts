@@ -4,7 +4,10 @@
  * with the raw numbers, to scripts/sandbox-f1-seeds.results.md. The claim it checks: the mean gain is larger
  * than the spread (max − min) of the final F1 across seeds.
  *
- * Usage: npx tsx scripts/sandbox-f1-seeds.ts [--steps N] [--seeds 0,1,2]
+ * Usage: npx tsx scripts/sandbox-f1-seeds.ts [--steps N] [--seeds 0,1,2] [--set JSON] [--results FILE]
+ *
+ * --set merges a JSON object over the preset (e.g. '{"optimizer":{"lr":3e-4}}') to compare settings;
+ * --results writes the report elsewhere (the committed file is the preset's own run).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,9 +19,16 @@ import { runTrainJob, startLocalCluster } from './local-training.ts';
 
 const SANDBOX = { seed: 1, size: 1000 };
 const { values: flags } = parseArgs({
-  options: { steps: { type: 'string' }, seeds: { type: 'string', default: '0,1,2' } },
+  options: {
+    steps: { type: 'string' },
+    seeds: { type: 'string', default: '0,1,2' },
+    set: { type: 'string', default: '{}' },
+    results: { type: 'string' },
+  },
 });
 const seeds = flags.seeds!.split(',').map(Number);
+const overrides = JSON.parse(flags.set!) as Record<string, unknown>;
+const resultsFile = flags.results ?? fileURLToPath(new URL('./sandbox-f1-seeds.results.md', import.meta.url));
 
 const rows: { seed: number; before: number; after: number; seconds: number }[] = [];
 const cluster = await startLocalCluster({ workers: 1, ...SANDBOX });
@@ -26,6 +36,7 @@ try {
   for (const seed of seeds) {
     const config = parseTrainConfig({
       preset: 'embedded-demo',
+      ...overrides,
       seed,
       ...(flags.steps === undefined ? {} : { steps: Number(flags.steps) }),
       policy: { kind: 'embedded', dir: EMBEDDED_DIR },
@@ -33,7 +44,7 @@ try {
         train: `sandbox:train:${SANDBOX.seed}:${SANDBOX.size}`,
         dev: `sandbox:dev:${SANDBOX.seed}:${SANDBOX.size}`,
       },
-      outputDir: join('outputs', `f1-seeds-${seed}`),
+      outputDir: join('outputs', `f1-seeds-${Date.now().toString(36)}-${seed}`),
     });
     const t0 = performance.now();
     const status = await runTrainJob(cluster, `f1-seed-${seed}-${Date.now().toString(36)}`, config);
@@ -65,6 +76,7 @@ const table = [
   ),
 ].join('\n');
 const verdict = `mean gain ${gain.toFixed(3)} vs spread of final F1 across seeds ${spread.toFixed(3)}: ${gain > spread ? 'gain larger than spread' : 'gain NOT larger than spread'}`;
-const report = `# Held-out sandbox F1 before/after GRPO (embedded policy, ${new Date().toISOString()})\n\n${table}\n\n${verdict}\n`;
+const settings = flags.set === '{}' ? 'the embedded-demo preset' : `the embedded-demo preset with ${flags.set}`;
+const report = `# Held-out sandbox F1 before/after GRPO (embedded policy, ${new Date().toISOString()})\n\nSettings: ${settings}.\n\n${table}\n\n${verdict}\n`;
 console.log(`\n${table}\n\n${verdict}`);
-await writeFile(fileURLToPath(new URL('./sandbox-f1-seeds.results.md', import.meta.url)), report);
+await writeFile(resultsFile, report);

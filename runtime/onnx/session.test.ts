@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import pino from 'pino';
 import { Writable } from 'node:stream';
@@ -99,6 +99,16 @@ describe('OnnxSession', () => {
     expect(errors).toEqual(['ONNX_BAD_FEEDS', 'ONNX_BAD_FEEDS', 'ONNX_BAD_FEEDS', 'ONNX_BAD_FEEDS']);
     await s.release();
     expect(await codeOf(s.run({ x: x(1) }))).toBe('ONNX_SESSION_RELEASED');
+  });
+
+  test('DR_ORT_THREADS sets the default op thread count, and a bad value is refused with a typed error', async () => {
+    vi.stubEnv('DR_ORT_THREADS', '1');
+    const s = await OnnxSession.create(scaleGraph(2));
+    await s.run({ x: x(1) });
+    await s.release();
+    vi.stubEnv('DR_ORT_THREADS', 'two');
+    expect(await codeOf(OnnxSession.create(scaleGraph(2)))).toBe('CONFIG_INVALID');
+    vi.unstubAllEnvs();
   });
 
   test('malformed model bytes are refused with ONNX_LOAD_FAILED', async () => {

@@ -18,7 +18,7 @@ export type Provider = 'cpu' | 'cuda' | 'auto';
 export interface SessionConfig {
   /** 'cpu' (default), 'cuda' (fail when unavailable) or 'auto' (CUDA when available, else CPU). */
   provider?: Provider;
-  /** Threads inside one op (default: onnxruntime's choice, one per core). */
+  /** Threads inside one op (default: DR_ORT_THREADS, else onnxruntime's choice, one per core). */
   intraOpThreads?: number;
   /** Threads running independent ops in parallel (default 1: sequential execution). */
   interOpThreads?: number;
@@ -74,7 +74,7 @@ export class OnnxSession {
     const bytes = typeof model === 'string' || model instanceof Uint8Array ? model : model.serialize().model;
     const want = config.provider ?? 'cpu';
     const base: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: config.intraOpThreads ?? 0,
+      intraOpNumThreads: config.intraOpThreads ?? defaultIntraOpThreads(),
       interOpNumThreads: config.interOpThreads ?? 1,
       executionMode: (config.interOpThreads ?? 1) > 1 ? 'parallel' : 'sequential',
       graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
@@ -235,4 +235,18 @@ export class SessionCache {
     this.#sessions.clear();
     await Promise.all(all.map(async (p) => (await p.catch(() => null))?.release()));
   }
+}
+
+/** DR_ORT_THREADS caps every session's op threads, for several nodes or runs sharing one machine. */
+function defaultIntraOpThreads(): number {
+  const raw = process.env.DR_ORT_THREADS;
+  if (raw === undefined || raw === '') return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new DrError(
+      'CONFIG_INVALID',
+      `DR_ORT_THREADS=${raw} is not a thread count; set a whole number (0: one per core)`,
+    );
+  }
+  return n;
 }
