@@ -9,5 +9,8 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
+    // expect.poll asserts that something happens eventually, not how fast: vitest's 1 s default is shorter
+    // than a heartbeat round or a metrics report takes on a loaded 2-core CI machine.
+    expect: { poll: { timeout: 15_000 } },
   },
 });
