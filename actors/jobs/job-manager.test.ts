@@ -38,7 +38,8 @@ function scriptedPolicy(req: ScriptedRequest): string {
   return `<think>found it</think>\n<answer>${answer}</answer>`;
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+// A deadline for "eventually", generous for a loaded 2-core CI machine; a passing run never waits it out.
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -54,11 +55,21 @@ describe('job manager', () => {
   let judge: OpenAITestServer;
   let systems: ActorSystem[] = [];
   let delayMs = 0;
+  /** Questions from this dataset row on answer slowly (2 s a turn): a job surely has work left mid-run. */
+  let slowFromRow: number | undefined;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dr-jobs-'));
     delayMs = 0;
-    policy = await startOpenAITestServer({ reply: (req) => ({ text: scriptedPolicy(req), delayMs }) });
+    slowFromRow = undefined;
+    policy = await startOpenAITestServer({
+      reply: (req) => {
+        const question = req.messages?.find((m) => m.role === 'user')?.content ?? '';
+        const slow =
+          slowFromRow !== undefined && rows.findIndex((r) => r.question === question) >= slowFromRow;
+        return { text: scriptedPolicy(req), delayMs: slow ? 2_000 : delayMs };
+      },
+    });
     judge = await startOpenAITestServer({
       reply: (req) => {
         const prompt = req.messages?.[0]?.content ?? '';
@@ -248,7 +259,10 @@ describe('job manager', () => {
   });
 
   it('resumes a job after a head restart without running or counting a trajectory twice', async () => {
+    // All trajectories run at once: with one delay for all they finish together, and a loaded machine could
+    // see the job done before the head stops. The slow half keeps it mid-run.
     delayMs = 150;
+    slowFromRow = 4;
     const first = await startHead();
     const { job } = await first.ask<JobReply>('jobs', {
       v: 1,
@@ -277,7 +291,10 @@ describe('job manager', () => {
   });
 
   it('re-runs the trajectories of a rollout actor that was lost mid-job', async () => {
+    // Each rollout actor holds one sample of every question; the slow questions keep rollout/1 busy when it
+    // is stopped, however late the stop comes on a loaded machine.
     delayMs = 150;
+    slowFromRow = 3;
     const head = await startHead();
     const { job } = await head.ask<JobReply>('jobs', {
       v: 1,
