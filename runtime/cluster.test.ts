@@ -141,7 +141,8 @@ describe.sequential('a head and three workers on loopback', () => {
     await expect(client.ask('b', { op: 'sleep', ms: 5_000 }, { timeoutMs: 300 })).rejects.toSatisfy((e) =>
       isDrError(e, 'ACTOR_ASK_TIMEOUT'),
     );
-    expect(Date.now() - started).toBeLessThan(1_500);
+    // Long before the actor's 5 s reply; the rest is slack for a loaded 2-core CI machine.
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 
   it('detects a SIGKILLed worker within the configured timeout and re-spawns its actors on survivors', async () => {
@@ -183,7 +184,9 @@ describe.sequential('a head and three workers on loopback', () => {
       expect(at - killedAt).toBeLessThan(DOWN_AFTER_MS);
     }
     await waitFor(async () => (nodeState(await client.status(), 3) === 'down' ? true : undefined));
-    expect(Date.now() - killedAt).toBeLessThan(DOWN_AFTER_MS + 2 * HEARTBEAT_MS + 500);
+    // The detector checks every heartbeat; the status poll adds an ask round trip. The rest is slack for a
+    // loaded 2-core CI machine (as in the dashboard e2e test), still far below a 20 s ask timeout.
+    expect(Date.now() - killedAt).toBeLessThan(DOWN_AFTER_MS + 2 * HEARTBEAT_MS + 1_500);
 
     const moved = await waitFor(async () =>
       (await client.status()).actors.find((x) => x.name === 'mover' && x.state === 'running' && x.node !== 3),
@@ -199,7 +202,8 @@ describe.sequential('a head and three workers on loopback', () => {
     await expect(client.ask('pinned', { op: 'where' }, { timeoutMs: 5_000 })).rejects.toSatisfy((e) =>
       isDrError(e, 'ACTOR_NODE_DOWN'),
     );
-    expect(Date.now() - askedAt).toBeLessThan(1_000);
+    // Refused because the node is down, not after the ask's 5 s timeout; slack for a loaded CI machine.
+    expect(Date.now() - askedAt).toBeLessThan(3_000);
   });
 
   it('lets a restarted worker rejoin under its rank', async () => {

@@ -70,10 +70,11 @@ describe('local actor system', () => {
     system = createActorSystem({ kinds });
     await system.spawn({ kind: 'counter', name: 'slow', args: { start: 0 } });
     const started = Date.now();
-    await expect(system.ask('slow', { op: 'sleep', ms: 500 }, { timeoutMs: 50 })).rejects.toSatisfy((e) =>
+    await expect(system.ask('slow', { op: 'sleep', ms: 5_000 }, { timeoutMs: 50 })).rejects.toSatisfy((e) =>
       isDrError(e, 'ACTOR_ASK_TIMEOUT'),
     );
-    expect(Date.now() - started).toBeLessThan(400);
+    // Long before the reply would come; the rest of the bound is slack for a loaded CI machine's event loop.
+    expect(Date.now() - started).toBeLessThan(2_500);
   });
 
   it('restarts a failing actor under the same name with a fresh incarnation, logging the failing message', async () => {
