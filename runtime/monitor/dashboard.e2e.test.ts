@@ -117,10 +117,10 @@ describe('dashboard in headless Chromium against a running cluster', () => {
   it("moves a running job's progress as the job reports it", async () => {
     reportTrainingStep(0.12);
     reportJob(8);
-    await page.waitForSelector('#jobs tr[data-job="job-e2e"][data-done="8"]', { timeout: 5_000 });
+    await page.waitForSelector('#jobs tr[data-job="job-e2e"][data-done="8"]', { timeout: 15_000 });
     reportTrainingStep(0.31);
     reportJob(26);
-    await page.waitForSelector('#jobs tr[data-job="job-e2e"][data-done="26"]', { timeout: 5_000 });
+    await page.waitForSelector('#jobs tr[data-job="job-e2e"][data-done="26"]', { timeout: 15_000 });
     expect(await page.locator('#jobs tr[data-job="job-e2e"] .progress-text').textContent()).toBe(
       '26/40 (65%)',
     );
@@ -135,9 +135,21 @@ describe('dashboard in headless Chromium against a running cluster', () => {
     // The detector runs every heartbeat (100 ms), the page hears within the 100 ms state debounce; the rest is
     // slack for a loaded 2-core CI machine.
     expect(elapsed).toBeLessThan(DOWN_AFTER_MS + 1_500);
-    expect(await page.locator('#nodes tr[data-rank="1"]').getAttribute('data-state')).toBe('alive');
-    // Let a chart tick land so the screenshot shows the charts with data.
-    await page.waitForTimeout(2_500);
+    // Waited for, not read once: with a 400 ms suspect-after, a loaded CI machine can show a live worker
+    // 'suspect' for a moment.
+    await page.waitForSelector('#nodes tr[data-rank="1"][data-state="alive"]', { timeout: 10_000 });
+    // The hub samples every 2 s: wait for the tick that brings the reward chart its data, so the screenshot
+    // shows the charts with data.
+    await page.waitForFunction(
+      () => {
+        const panel = document.querySelector('#panel-reward');
+        return (
+          panel !== null && panel.querySelector('canvas') !== null && panel.querySelector('.empty') === null
+        );
+      },
+      undefined,
+      { timeout: 15_000 },
+    );
     expect(await page.locator('#panel-reward .empty').count()).toBe(0);
     expect(await page.locator('#panel-reward canvas').count()).toBe(1);
     mkdirSync(ARTIFACTS, { recursive: true });
