@@ -167,7 +167,9 @@ describe('BrowseService with a reading model', () => {
       reply: async () => {
         active++;
         peak = Math.max(peak, active);
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        // Long enough that the pages, fetched together, reach the reader while a completion is in flight even
+        // when a loaded machine spreads them out; the cap then shows as a peak of exactly 2.
+        await new Promise((resolve) => setTimeout(resolve, 250));
         active--;
         return JSON.stringify({ new_information: '', read_next_page: false });
       },
