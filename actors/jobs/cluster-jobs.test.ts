@@ -62,7 +62,8 @@ function scriptedPolicy(req: ScriptedRequest): string {
   return `<think>found</think>\n<answer>${truth.split('<|answer_split|>')[0] ?? ''}</answer>`;
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 40_000): Promise<T> {
+// Deadlines for "eventually", generous for a loaded 2-core CI machine; a passing run never waits them out.
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch(() => undefined);
@@ -220,7 +221,7 @@ describe('jobs on a real cluster', () => {
     const done = await waitFor(async () => {
       const job: JobRecord = await new JobsClient(await connect()).get(jobId);
       return job.state === 'running' ? undefined : job;
-    }, 60_000);
+    }, 120_000);
     expect(done.state).toBe('succeeded');
     expect(done.progress).toEqual({ done: 12, total: 12 });
     const ids = await trajectoryIds(jobId);
@@ -248,7 +249,7 @@ describe('jobs on a real cluster', () => {
     const done = await waitFor(async () => {
       const job = await new JobsClient(await connect()).get(jobId);
       return job.state === 'running' ? undefined : job;
-    }, 60_000);
+    }, 120_000);
     expect(done.state).toBe('succeeded');
     expect(done.progress).toEqual({ done: 12, total: 12 });
     const ids = await trajectoryIds(jobId);
@@ -322,5 +323,5 @@ describe('jobs on a real cluster', () => {
     const bad = await runDr(['submit', 'train', '--config', configFile, '--head', `127.0.0.1:${port}`]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/dr: CONFIG_INVALID: .*steps/);
-  }, 120_000);
+  }, 300_000);
 });

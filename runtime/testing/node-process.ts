@@ -74,7 +74,7 @@ export function startDr(args: string[], env: Record<string, string | undefined> 
     lines,
     stderrText: () => raw,
     exited,
-    waitForLog(pred, timeoutMs = 20_000) {
+    waitForLog(pred, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const hit = lines.find(pred);
