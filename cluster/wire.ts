@@ -69,7 +69,12 @@ export function decodeFrame(frame: Buffer, maxFrameBytes: number): Decoded {
       out.dropped.push({ reason: 'malformed', detail: 'not a 6-element envelope' });
       continue;
     }
-    const [version, kind, from, target, cid, payload] = v as unknown[];
+    // Indexing, not destructuring: this runs for every envelope and an array iterator is garbage.
+    const version: unknown = v[0];
+    const kind: unknown = v[1];
+    const from: unknown = v[2];
+    const target: unknown = v[3];
+    const cid: unknown = v[4];
     if (version !== PROTOCOL_VERSION) {
       out.dropped.push({
         reason: 'version',
@@ -89,7 +94,7 @@ export function decodeFrame(frame: Buffer, maxFrameBytes: number): Decoded {
       out.dropped.push({ reason: 'malformed', detail: 'bad kind, from, target or cid' });
       continue;
     }
-    out.envelopes.push({ kind: kind as Kind, from: from as number, target, cid: cid as number, payload });
+    out.envelopes.push({ kind: kind as Kind, from: from as number, target, cid: cid as number, payload: v[5] });
   }
   return out;
 }

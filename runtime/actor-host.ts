@@ -80,8 +80,9 @@ interface Slot {
   /** A concurrent receive that rejected, waiting for the next DRAIN to raise it to supervision. */
   failure: { d: Delivery; err: unknown } | undefined;
   /** Asks not answered yet; failed with ACTOR_STOPPED when the actor is removed. An ask that timed out stays
-   * here until its message is handled (bounded by the mailbox capacity plus maxConcurrency). */
-  readonly pending: Set<Reply>;
+   * here until its message is handled (bounded by the mailbox capacity plus maxConcurrency). An outcome
+   * settles a reply only while its delivery is still here, so each reply is settled exactly once. */
+  readonly pending: Set<Delivery>;
   ref: nact.Ref<Drain> | undefined;
 }
 
@@ -237,19 +238,12 @@ export class ActorHost {
       reply.reject(notFound(name, this.opts.rank));
       return;
     }
-    const tracked: Reply = {
-      resolve: (v) => {
-        if (slot.pending.delete(tracked)) reply.resolve(v);
-      },
-      reject: (e) => {
-        if (slot.pending.delete(tracked)) reply.reject(e);
-      },
-    };
-    slot.pending.add(tracked);
+    const d: Delivery = { msg, reply };
+    slot.pending.add(d);
     try {
-      this.deliver(slot, { msg, reply: tracked });
+      this.deliver(slot, d);
     } catch (err) {
-      tracked.reject(err);
+      settle(slot, d, false, err);
     }
   }
 
@@ -354,7 +348,7 @@ export class ActorHost {
         }
       }
       slot.current = undefined;
-      d.reply?.resolve(value);
+      settle(slot, d, true, value);
     }
     nact.dispatch(slot.ref as nact.Ref<Drain>, DRAIN);
     return slot;
@@ -369,14 +363,14 @@ export class ActorHost {
       (value) => {
         if (slot.generation !== generation) return;
         slot.inFlight.delete(d);
-        d.reply?.resolve(value);
+        settle(slot, d, true, value);
         this.kick(slot);
       },
       (err: unknown) => {
         if (slot.generation !== generation) return;
         slot.inFlight.delete(d);
         if (slot.failure !== undefined) {
-          d.reply?.reject(err);
+          settle(slot, d, false, err);
           return;
         }
         slot.failure = { d, err };
@@ -392,7 +386,7 @@ export class ActorHost {
   ): Promise<symbol> {
     const d = slot.current;
     slot.current = undefined;
-    d?.reply?.reject(err);
+    if (d !== undefined) settle(slot, d, false, err);
     this.abandonInFlight(slot);
     const { strategy } = slot.policy;
     slot.log.error(
@@ -448,7 +442,7 @@ export class ActorHost {
       ActorErrorCode.STOPPED,
       `actor '${slot.spec.name}' failed on another message while this one was in flight; its incarnation was discarded`,
     );
-    for (const d of slot.inFlight) d.reply?.reject(err);
+    for (const d of slot.inFlight) settle(slot, d, false, err);
     slot.inFlight.clear();
   }
 
@@ -471,7 +465,7 @@ export class ActorHost {
     const stopped = new DrError(ActorErrorCode.STOPPED, `actor '${slot.spec.name}' stopped before answering`);
     slot.generation++;
     slot.inFlight.clear();
-    for (const reply of [...slot.pending]) reply.reject(stopped);
+    for (const d of [...slot.pending]) settle(slot, d, false, stopped);
     slot.inbox = [];
     slot.head = 0;
     await stopQuietly(slot.actor, slot.log);
@@ -516,6 +510,13 @@ function concurrencyOf(spec: SpawnSpec, actor: Actor | undefined): number {
     ActorErrorCode.BAD_SPEC,
     `maxConcurrency of '${spec.name}' must be an integer >= 1 but ${from} ${String(n)}`,
   );
+}
+
+/** Settle an ask's reply, once: only while its delivery is pending (tells have no reply). */
+function settle(slot: Slot, d: Delivery, ok: boolean, outcome: unknown): void {
+  if (d.reply === undefined || !slot.pending.delete(d)) return;
+  if (ok) d.reply.resolve(outcome);
+  else d.reply.reject(outcome);
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {

@@ -440,9 +440,9 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
   }
 
   private onAsk(env: Envelope, link: Link): void {
-    const [msg, t] = Array.isArray(env.payload)
-      ? (env.payload as [unknown, unknown])
-      : [undefined, undefined];
+    const args = Array.isArray(env.payload) ? (env.payload as unknown[]) : [];
+    const msg = args[0];
+    const t = args[1];
     const timeoutMs = typeof t === 'number' && t > 0 ? t : this.askTimeoutMs;
     const answer = new LinkReply(link, this.rank, env.cid);
     // The hot path: an actor hosted here answers straight onto the link (no promise; the asker times it).
