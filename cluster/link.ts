@@ -1,6 +1,7 @@
 /**
  * One WebSocket to another process, in either direction, with a bounded outbound queue. Envelopes sent in the
- * same event-loop turn go out as one frame (fewer syscalls and ws frames under load, no added delay when idle).
+ * same callback (with the promise jobs it starts) go out as one frame (fewer syscalls and ws frames under
+ * load, no added delay when idle).
  * Backpressure is observable: `send` returns false above the high-water mark and throws CLUSTER_QUEUE_FULL
  * past the maximum, `writable` says where the link stands and `whenWritable()` waits for it to drain.
  */
@@ -38,6 +39,7 @@ export class Link extends EventEmitter<LinkEvents> {
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   private closed = false;
   private lastDropLog = 0;
+  private readonly flushNow = () => this.flush();
 
   constructor(
     private readonly ws: WebSocket,
@@ -89,7 +91,10 @@ export class Link extends EventEmitter<LinkEvents> {
     this.pendingBytes += buf.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      // A tick queued now runs once the current callback and every promise job it started are done: what
+      // they send still goes out as one frame, but without waiting for the next event-loop phase (a reply
+      // made in an actor's turn would otherwise wait for the whole next loop iteration).
+      process.nextTick(this.flushNow);
     }
     return this.writable;
   }
