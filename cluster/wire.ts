@@ -94,7 +94,13 @@ export function decodeFrame(frame: Buffer, maxFrameBytes: number): Decoded {
       out.dropped.push({ reason: 'malformed', detail: 'bad kind, from, target or cid' });
       continue;
     }
-    out.envelopes.push({ kind: kind as Kind, from: from as number, target, cid: cid as number, payload: v[5] });
+    out.envelopes.push({
+      kind: kind as Kind,
+      from: from as number,
+      target,
+      cid: cid as number,
+      payload: v[5],
+    });
   }
   return out;
 }
