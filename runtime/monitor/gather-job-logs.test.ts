@@ -1,5 +1,4 @@
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -50,14 +49,6 @@ function nodeLog(
   for (const { time, job, msg } of entries) log.info(job === undefined ? { time } : { time, job }, msg);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 describe('readJobLines', () => {
   it("returns only the job's lines, skips lines that are not JSON, and keeps the newest past the limit", async () => {
     const file = join(tempDir(), 'node.log');
@@ -90,8 +81,8 @@ describe('readJobLines', () => {
 describe('gatherJobLogs', () => {
   it("merges the job's lines from every node in time order and names the nodes it could not read", async () => {
     const logs = tempDir();
-    const masterPort = await freePort();
-    const config = (rank: number) =>
+    // The head listens on a port of its own choosing (0); the workers join it there.
+    const config = (rank: number, masterPort: number) =>
       loadClusterConfig({
         env: {},
         cwd: logs,
@@ -107,7 +98,7 @@ describe('gatherJobLogs', () => {
     const nodes: NodeRuntime[] = [];
     for (const rank of [0, 1, 2]) {
       const node = new NodeRuntime({
-        config: config(rank),
+        config: config(rank, nodes[0]?.node.port ?? 0),
         role: rank === 0 ? 'head' : 'worker',
         kinds,
         resources,

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadClusterConfig } from '../../config/cluster.ts';
 import { silentLogger } from '../../config/log.ts';
@@ -44,14 +43,6 @@ const jobReporter: ActorFactory<unknown> = (_args, ctx) => ({
   },
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
@@ -59,8 +50,8 @@ afterEach(async () => {
 });
 
 async function cluster() {
-  const masterPort = await freePort();
-  const config = (rank: number) =>
+  // The head listens on a port of its own choosing (0); the workers join it there.
+  const config = (rank: number, masterPort: number) =>
     loadClusterConfig({
       env: {},
       cwd: '/nonexistent',
@@ -83,7 +74,13 @@ async function cluster() {
     ['job-reporter', jobReporter as ActorFactory<never>],
     monitor.kind,
   ]);
-  const head = new NodeRuntime({ config: config(0), role: 'head', kinds, resources, logger: silentLogger });
+  const head = new NodeRuntime({
+    config: config(0, 0),
+    role: 'head',
+    kinds,
+    resources,
+    logger: silentLogger,
+  });
   await head.start();
   cleanups.push(() => head.stop());
   const dashboardUrl = await monitor.attach(head);
@@ -93,7 +90,7 @@ async function cluster() {
   const workers = await Promise.all(
     [1, 2].map(async (rank) => {
       const worker = new NodeRuntime({
-        config: config(rank),
+        config: config(rank, head.node.port),
         role: 'worker',
         kinds,
         resources,
