@@ -7,10 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDrError } from '../config/errors.ts';
 import { connectClient, type ClusterClient } from './client.ts';
 import type { ClusterStatus } from './node-runtime.ts';
-import { runDr, startHead, startWorker, TEST_TOKEN, type NodeProcess } from './testing/node-process.ts';
-
-const DOWN_AFTER_MS = 1_000;
-const HEARTBEAT_MS = 100;
+import {
+  FAST_DOWN_AFTER_MS as DOWN_AFTER_MS,
+  FAST_HEARTBEAT_MS as HEARTBEAT_MS,
+  runDr,
+  startHead,
+  startWorker,
+  TEST_TOKEN,
+  type NodeProcess,
+} from './testing/node-process.ts';
 
 let head: NodeProcess;
 let headPort: number;

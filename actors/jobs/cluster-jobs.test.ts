@@ -260,7 +260,7 @@ describe('jobs on a real cluster', () => {
   });
 
   it('runs `dr submit train --wait`: the trainer on the head, rollouts on the workers', async () => {
-    // A learner step or model load holds a node's event loop for longer than the suite's 1 s down-after,
+    // A learner step or model load holds a node's event loop for longer than the suite's 2 s down-after,
     // so this cluster uses the default failure detection.
     for (const w of workers) await w.kill('SIGKILL');
     await head.kill('SIGKILL');

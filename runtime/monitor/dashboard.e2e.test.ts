@@ -10,11 +10,15 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricsRecorder } from '../../cluster/monitor/metrics-recorder.ts';
 import { connectClient, type ClusterClient } from '../client.ts';
-import { startHead, startWorker, TEST_TOKEN, type NodeProcess } from '../testing/node-process.ts';
+import {
+  FAST_DOWN_AFTER_MS as DOWN_AFTER_MS,
+  startHead,
+  startWorker,
+  TEST_TOKEN,
+  type NodeProcess,
+} from '../testing/node-process.ts';
 import { MONITOR_ACTOR, type MonitorMessage } from './protocol.ts';
 
-/** From runtime/testing/node-process.ts FAST_HEARTBEAT: heartbeats every 100 ms, down after 1 s of silence. */
-const DOWN_AFTER_MS = 1_000;
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
 
@@ -135,8 +139,7 @@ describe('dashboard in headless Chromium against a running cluster', () => {
     // The detector runs every heartbeat (100 ms), the page hears within the 100 ms state debounce; the rest is
     // slack for a loaded 2-core CI machine.
     expect(elapsed).toBeLessThan(DOWN_AFTER_MS + 1_500);
-    // Waited for, not read once: with a 400 ms suspect-after, a loaded CI machine can show a live worker
-    // 'suspect' for a moment.
+    // Waited for, not read once: a loaded CI machine can show a live worker 'suspect' for a moment.
     await page.waitForSelector('#nodes tr[data-rank="1"][data-state="alive"]', { timeout: 10_000 });
     // The hub samples every 2 s: wait for the tick that brings the reward chart its data, so the screenshot
     // shows the charts with data.

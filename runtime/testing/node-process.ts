@@ -10,14 +10,20 @@ const DR = fileURLToPath(new URL('../../scripts/dr.js', import.meta.url));
 export const TEST_KINDS = fileURLToPath(new URL('./test-kinds.ts', import.meta.url));
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
 
-/** Fast failure detection so the suite stays short: suspect after 400 ms, down after 1 s of silence. */
+export const FAST_HEARTBEAT_MS = 100;
+export const FAST_DOWN_AFTER_MS = 2_000;
+/**
+ * Fast failure detection so the suite stays short: heartbeats every 100 ms, suspect after 1 s, down after 2 s
+ * of silence. Not shorter: a suspect node takes no new actors and can lose its rank to a newcomer, and a node
+ * of a loaded 2-core CI machine can miss heartbeats for several hundred ms without being in trouble.
+ */
 export const FAST_HEARTBEAT = [
   '--heartbeat-ms',
-  '100',
+  String(FAST_HEARTBEAT_MS),
   '--suspect-after-ms',
-  '400',
-  '--down-after-ms',
   '1000',
+  '--down-after-ms',
+  String(FAST_DOWN_AFTER_MS),
 ];
 
 export interface NodeProcess {
