@@ -22,7 +22,8 @@ let headPort: number;
 const workers = new Map<number, NodeProcess>();
 let client: ClusterClient;
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+// A deadline for "eventually", generous for a loaded 2-core CI machine; a passing run never waits it out.
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe().catch(() => undefined);
@@ -34,7 +35,7 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_00
 
 const nodeState = (s: ClusterStatus, rank: number) => s.nodes.find((n) => n.rank === rank)?.state;
 const where = (name: string) =>
-  client.ask<{ rank: number; pid: number }>(name, { op: 'where' }, { timeoutMs: 3_000 });
+  client.ask<{ rank: number; pid: number }>(name, { op: 'where' }, { timeoutMs: 15_000 });
 
 beforeAll(async () => {
   ({ node: head, port: headPort } = await startHead());
