@@ -67,8 +67,10 @@ describe('BrowseActor', () => {
   it('answers a browse while another one is still waiting on its page', async () => {
     await start(1);
     let hangSettled = false;
+    // The hanging ask must still be pending when the article's answer comes: 3 s leave a loaded CI machine
+    // room to fetch and read the article.
     const hanging = s
-      .ask<BrowseReply>('browse/0', browseRequest([`${site.url}/hang`], Q, 'traj-a'), { timeoutMs: 1_000 })
+      .ask<BrowseReply>('browse/0', browseRequest([`${site.url}/hang`], Q, 'traj-a'), { timeoutMs: 3_000 })
       .finally(() => {
         hangSettled = true;
       });
