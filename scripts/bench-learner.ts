@@ -14,7 +14,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -141,7 +140,7 @@ async function trainStep(dir: string, config: ReturnType<typeof tinyConfig>): Pr
   );
   if (flags['skip-torch']) return;
   const torch = spawnSync(
-    process.env.PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'),
+    process.env.PYTHON ?? 'python3',
     [
       fileURLToPath(new URL('./bench-learner-torch.py', import.meta.url)),
       '--dir',

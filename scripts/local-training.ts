@@ -43,6 +43,9 @@ export async function startLocalCluster(options: {
     DR_CLUSTER_TOKEN: token,
     DR_SANDBOX_API_KEY: sandboxKey,
     DR_LOG_FORMAT: 'json',
+    // The nodes' "node ready" line is how this script learns they are up; a quieter DR_LOG_LEVEL in the
+    // caller's environment (the nodes' stderr is only parsed here, never shown) must not hide it.
+    DR_LOG_LEVEL: 'info',
     // On two cores a node hosting the learner, the policy server and the sandbox can block its event loop
     // for several seconds (building sessions for a new weight version), which the default 10 s failure
     // detector takes for a dead node. A local demo has no network to fail, so it waits longer.
