@@ -1,6 +1,6 @@
 /**
  * The wire format between nodes: one WebSocket binary frame carries one or more msgpack-encoded envelopes
- * back to back (a sender batches what it sends in one event-loop turn). An envelope is the array
+ * back to back (a sender batches what one callback and its promise jobs send). An envelope is the array
  * `[version, kind, from, target, cid, payload]`. Decoding validates every field: a frame that does not decode,
  * is oversized, or has an unknown version or a malformed envelope is dropped with a reason, never thrown.
  */
