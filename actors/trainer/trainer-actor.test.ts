@@ -109,9 +109,12 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
       },
     };
     await system.spawn({ kind: 'trainer', name: 'trainer/job-2', args });
+    // Stopped once the first checkpoint is on disk. Not at status step 1: the step is reported before its
+    // checkpoint is written, and a trainer stopped in between leaves nothing to resume from.
+    const metrics = join(out, 'metrics.jsonl');
     for (;;) {
-      const s = await system.ask<TrainerStatus>('trainer/job-2', { v: 1, type: 'trainer.status' });
-      if (s.step >= 1) break;
+      const written = await readFile(metrics, 'utf8').catch(() => '');
+      if (written.includes('"type":"checkpoint"')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     // As a supervised restart does: the incarnation stops, a new one starts with the same args.
@@ -121,7 +124,7 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     expect(status.error).toBeNull();
     expect(status.state).toBe('succeeded');
     expect(status.step).toBe(3);
-    const events = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+    const events = (await readFile(metrics, 'utf8'))
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as TrainEvent);
