@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { DrError } from '../../config/errors.ts';
 import { silentLogger, type Logger } from '../../config/log.ts';
 import type { Graph } from './graph.ts';
+import { WorkerSession, type SessionHandle } from './session-thread.ts';
 
 export type Provider = 'cpu' | 'cuda' | 'auto';
 
@@ -27,6 +28,12 @@ export interface SessionConfig {
   cudaDeviceId?: number;
   /** onnxruntime's own stderr logging: 0 verbose .. 4 fatal (default 3, errors only). */
   ortLogLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * Where onnxruntime loads and runs the model: 'main' (default) or 'worker', a worker thread of its own, so
+   * building the session and every run leave this thread's event loop free (onnxruntime-node does both
+   * synchronously on the calling thread). A worker run copies feeds in and outputs out.
+   */
+  thread?: 'main' | 'worker';
   log?: Logger;
 }
 
@@ -58,7 +65,7 @@ export class OnnxSession {
   #released = false;
 
   private constructor(
-    readonly session: ort.InferenceSession,
+    readonly session: SessionHandle,
     readonly provider: 'cpu' | 'cuda',
   ) {
     this.inputNames = session.inputNames;
@@ -86,7 +93,7 @@ export class OnnxSession {
         try {
           const cuda = { name: 'cuda', deviceId: config.cudaDeviceId ?? 0 };
           return new OnnxSession(
-            await createSession(bytes, { ...base, executionProviders: [cuda, 'cpu'] }),
+            await createSession(bytes, { ...base, executionProviders: [cuda, 'cpu'] }, config.thread),
             'cuda',
           );
         } catch (err) {
@@ -97,7 +104,7 @@ export class OnnxSession {
               { cause: err },
             );
           const cpu = new OnnxSession(
-            await createSession(bytes, { ...base, executionProviders: ['cpu'] }),
+            await createSession(bytes, { ...base, executionProviders: ['cpu'] }, config.thread),
             'cpu',
           );
           // The CPU provider took the same model, so the provider (not the model) failed: stop trying it.
@@ -114,7 +121,10 @@ export class OnnxSession {
         log.info('CUDA provider not installed; running on CPU');
       }
     }
-    return new OnnxSession(await createSession(bytes, { ...base, executionProviders: ['cpu'] }), 'cpu');
+    return new OnnxSession(
+      await createSession(bytes, { ...base, executionProviders: ['cpu'] }, config.thread),
+      'cpu',
+    );
   }
 
   /**
@@ -132,7 +142,11 @@ export class OnnxSession {
     try {
       if (fetches === undefined) return await this.session.run(feeds);
       if (Array.isArray(fetches)) return await this.session.run(feeds, fetches as string[]);
-      return await this.session.run(feeds, fetches as Record<string, ort.Tensor | null>);
+      const preallocated = fetches as Record<string, ort.Tensor | null>;
+      if (this.session instanceof WorkerSession) {
+        return intoPreallocated(await this.session.run(feeds, Object.keys(preallocated)), preallocated);
+      }
+      return await this.session.run(feeds, preallocated);
     } catch (err) {
       throw new DrError('ONNX_RUN_FAILED', `onnxruntime failed to run the graph: ${String(err)}`, {
         cause: err,
@@ -171,11 +185,32 @@ export class OnnxSession {
   }
 }
 
+/** A worker session's outputs copied into the caller's preallocated tensors (written in place, as on 'main'). */
+function intoPreallocated(
+  out: Record<string, ort.Tensor>,
+  fetches: Readonly<Record<string, ort.Tensor | null>>,
+): Record<string, ort.Tensor> {
+  for (const [name, into] of Object.entries(fetches)) {
+    if (into === null) continue;
+    const got = out[name]!;
+    if (got.type !== into.type || got.size !== into.size) {
+      throw new Error(
+        `output ${name} is ${got.type} [${got.dims.join(', ')}], the preallocated tensor ${into.type} [${into.dims.join(', ')}]`,
+      );
+    }
+    (into.data as Float32Array).set(got.data as Float32Array);
+    out[name] = into;
+  }
+  return out;
+}
+
 async function createSession(
   model: Uint8Array | string,
   options: ort.InferenceSession.SessionOptions,
-): Promise<ort.InferenceSession> {
+  thread: 'main' | 'worker' = 'main',
+): Promise<SessionHandle> {
   try {
+    if (thread === 'worker') return await WorkerSession.create(model, options);
     return typeof model === 'string'
       ? await ort.InferenceSession.create(model, options)
       : await ort.InferenceSession.create(model, options);
