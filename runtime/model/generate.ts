@@ -131,20 +131,29 @@ export class Qwen2Generator {
 
   #forward: Promise<OnnxSession> | null = null;
 
-  /** Builds the prefill and decode sessions with the checkpoint's weights baked in. */
+  /**
+   * Builds the prefill and decode sessions with the checkpoint's weights baked in. Prefill and forward load
+   * and run on worker threads by default (`options.thread`): a prefill over a batch of long prompts takes
+   * seconds, which on the main thread stopped the node's heartbeats. Decode stays on the calling thread: a
+   * step is short, and it feeds the whole KV cache, which a worker would have to copy every step.
+   */
   static async create(
     checkpoint: Checkpoint,
     options: SessionConfig & { padTokenId?: number } = {},
   ): Promise<Qwen2Generator> {
     const { config, weights } = checkpoint;
-    const build = (name: string, body: (g: Graph) => void): Promise<OnnxSession> => {
+    const build = (
+      name: string,
+      body: (g: Graph) => void,
+      thread = options.thread ?? 'worker',
+    ): Promise<OnnxSession> => {
       const g = new Graph(name);
       body(g);
-      return OnnxSession.create(g, options);
+      return OnnxSession.create(g, { ...options, thread });
     };
     const [prefill, decode] = await Promise.all([
       build('qwen2_prefill', (g) => buildPrefill(g, config, weightsAsInitializers(g, weights))),
-      build('qwen2_decode', (g) => buildDecode(g, config, weightsAsInitializers(g, weights))),
+      build('qwen2_decode', (g) => buildDecode(g, config, weightsAsInitializers(g, weights)), 'main'),
     ]);
     return new Qwen2Generator(
       config,

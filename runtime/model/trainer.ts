@@ -79,7 +79,9 @@ export class Qwen2Trainer {
     session: SessionConfig = {},
   ) {
     this.params = [...qwen2ParamShapes(config)].map(([name, shape]) => ({ name, shape }));
-    this.#cache = new SessionCache(session);
+    // A micro-batch's forward and backward take seconds; on a worker thread they leave the learner's node
+    // answering heartbeats and asks meanwhile. The weights copied in per run are small beside that.
+    this.#cache = new SessionCache({ thread: 'worker', ...session });
   }
 
   async logprobs(weights: readonly Float32Array[], mb: TokenBatch): Promise<Float32Array> {
