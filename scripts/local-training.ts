@@ -1,14 +1,21 @@
 /**
  * A training run on a local cluster, shared by `npm start` (scripts/main.ts) and the 3-seed F1 script:
  * real `dr head` / `dr worker` processes on loopback, the sandbox web with search/browse tools over it, and
- * a TrainerActor on the head whose status is polled until it ends.
+ * a train job submitted to the head's job manager, whose TrainerActor is polled until the job ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TrainConfig } from '../config/train.ts';
 import type { SandboxInfoReply } from '../actors/sandbox/protocol.ts';
 import type { TrainerStatus } from '../actors/trainer/protocol.ts';
+import { DEFAULT_JOB_MANAGER_ARGS, ensureJobManager, JobsClient } from '../actors/jobs/jobs-client.ts';
+import { TERMINAL_STATES } from '../actors/jobs/protocol.ts';
+import { trainerName } from '../actors/jobs/train-job.ts';
+import { DrError, isDrError } from '../config/errors.ts';
 import { connectClient, type ClusterClient } from '../runtime/client.ts';
 
 const DR = fileURLToPath(new URL('./dr.js', import.meta.url));
@@ -46,11 +53,6 @@ export async function startLocalCluster(options: {
     // The nodes' "node ready" line is how this script learns they are up; a quieter DR_LOG_LEVEL in the
     // caller's environment (the nodes' stderr is only parsed here, never shown) must not hide it.
     DR_LOG_LEVEL: 'info',
-    // On two cores a node hosting the learner, the policy server and the sandbox can block its event loop
-    // for several seconds (building sessions for a new weight version), which the default 10 s failure
-    // detector takes for a dead node. A local demo has no network to fail, so it waits longer.
-    DR_SUSPECT_AFTER_MS: process.env.DR_SUSPECT_AFTER_MS ?? '30000',
-    DR_DOWN_AFTER_MS: process.env.DR_DOWN_AFTER_MS ?? '120000',
   };
   const ready = await startNode(['head', '--port', '0', '--listen-host', '127.0.0.1'], env, children);
   const port = Number(ready.port);
@@ -62,10 +64,14 @@ export async function startLocalCluster(options: {
     );
   }
   const client = await connectClient({ head: `127.0.0.1:${port}`, token });
+  // The job manager's journal lives only as long as this cluster: a later run must not find this run's
+  // unfinished job in it and resume it beside its own.
+  const jobsDir = await mkdtemp(join(tmpdir(), 'dr-local-jobs-'));
   const stop = async (): Promise<void> => {
     await client.shutdownCluster().catch(() => undefined);
     await client.close();
     kill();
+    await rm(jobsDir, { recursive: true, force: true });
   };
   try {
     await client.spawn({
@@ -86,6 +92,7 @@ export async function startLocalCluster(options: {
       },
       placement: { kind: 'rank', rank: toolRank },
     });
+    await ensureJobManager(client, { ...DEFAULT_JOB_MANAGER_ARGS, dataDir: jobsDir });
     await client.spawn({
       kind: 'browse',
       name: 'browse/0',
@@ -99,24 +106,37 @@ export async function startLocalCluster(options: {
   }
 }
 
-/** Runs one train job as a TrainerActor on the head, calling `onStatus` about once a second, until it ends. */
-export async function runTrainJob(
+/** Submits a train job to the head's job manager (as `dr submit train` does), so `dr jobs`, `dr logs` and
+ * the dashboard follow it like any other job; returns its id. */
+export async function submitTrainJob(cluster: LocalCluster, config: TrainConfig): Promise<string> {
+  const job = await new JobsClient(cluster.client).submit('train', { train: config });
+  return job.id;
+}
+
+/** Follows a submitted train job, calling `onStatus` with its trainer's status about once a second, and
+ * returns the trainer's last status once the job ends. */
+export async function followTrainJob(
   cluster: LocalCluster,
   jobId: string,
-  config: TrainConfig,
   onStatus: (s: TrainerStatus) => void = () => undefined,
 ): Promise<TrainerStatus> {
-  const name = `trainer/${jobId}`;
-  await cluster.client.spawn({
-    kind: 'trainer',
-    name,
-    args: { jobId, config },
-    placement: { kind: 'rank', rank: 0 },
-  });
+  const jobs = new JobsClient(cluster.client);
   for (;;) {
-    const status = await cluster.client.ask<TrainerStatus>(name, { v: 1, type: 'trainer.status' });
-    onStatus(status);
-    if (status.state !== 'starting' && status.state !== 'running') return status;
+    const job = await jobs.get(jobId);
+    const status = await cluster.client
+      .ask<TrainerStatus>(trainerName(jobId), { v: 1, type: 'trainer.status' })
+      .catch((err: unknown) => {
+        if (isDrError(err, 'ACTOR_NOT_FOUND')) return null; // queued, or between trainer restarts
+        throw err;
+      });
+    if (status !== null) onStatus(status);
+    if (TERMINAL_STATES.has(job.state)) {
+      if (status !== null) return status;
+      throw new DrError(
+        job.error?.code ?? 'TRAIN_FAILED',
+        job.error?.message ?? `train job ${jobId} ended ${job.state} before its trainer started`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 1000));
   }
 }

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { parseTrainConfig } from '../config/train.ts';
 import { EMBEDDED_DIR } from '../runtime/model/embedded.ts';
-import { runTrainJob, startLocalCluster } from './local-training.ts';
+import { followTrainJob, startLocalCluster, submitTrainJob } from './local-training.ts';
 
 const SANDBOX = { seed: 1, size: 1000 };
 
@@ -50,15 +50,18 @@ console.log(
 );
 const cluster = await startLocalCluster({ workers, ...SANDBOX });
 try {
-  const jobId = `train-${Date.now().toString(36)}`;
   console.log(`sandbox web: ${cluster.sandbox.url} (${cluster.sandbox.pages} pages)`);
+  const jobId = await submitTrainJob(cluster, config);
   console.log(
     `GRPO job ${jobId}: ${config.steps} steps x ${config.rollout.questionsPerStep} questions x ${config.rollout.n} rollouts`,
   );
   console.log(`watch it:  metrics   ${join(config.outputDir!, 'metrics.jsonl')}`);
   if (typeof cluster.ready.dashboard === 'string')
     console.log(`           dashboard ${cluster.ready.dashboard}`);
-  console.log(`           DR_CLUSTER_TOKEN=${cluster.token} npx dr status --head 127.0.0.1:${cluster.port}`);
+  const cli = `DR_CLUSTER_TOKEN=${cluster.token} npx dr`;
+  const head = `--head 127.0.0.1:${cluster.port}`;
+  console.log(`           ${cli} status ${head}`);
+  console.log(`           ${cli} jobs ${head}   |   ${cli} logs ${jobId} ${head}`);
 
   const bar = process.stdout.isTTY
     ? new cliProgress.SingleBar(
@@ -68,7 +71,7 @@ try {
     : null;
   bar?.start(config.steps, 0, { reward: '-', f1: '-', phase: 'setting up' });
   let shown = -1;
-  const status = await runTrainJob(cluster, jobId, config, (s) => {
+  const status = await followTrainJob(cluster, jobId, (s) => {
     const last = s.lastStep;
     const payload = {
       reward: last === null ? '-' : last.rollout.rewardMean.toFixed(3),

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseTrainConfig } from '../config/train.ts';
 import { EMBEDDED_DIR } from '../runtime/model/embedded.ts';
-import { runTrainJob, startLocalCluster } from './local-training.ts';
+import { followTrainJob, startLocalCluster, submitTrainJob } from './local-training.ts';
 
 const SANDBOX = { seed: 1, size: 1000 };
 const { values: flags } = parseArgs({
@@ -47,7 +47,7 @@ try {
       outputDir: join('outputs', `f1-seeds-${Date.now().toString(36)}-${seed}`),
     });
     const t0 = performance.now();
-    const status = await runTrainJob(cluster, `f1-seed-${seed}-${Date.now().toString(36)}`, config);
+    const status = await followTrainJob(cluster, await submitTrainJob(cluster, config));
     if (status.state !== 'succeeded')
       throw new Error(`seed ${seed}: ${status.state} ${status.error?.code} ${status.error?.message}`);
     rows.push({
