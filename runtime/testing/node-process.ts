@@ -98,7 +98,11 @@ export function startDr(args: string[], env: Record<string, string | undefined> 
         const onExit = () => {
           if (check()) return;
           done();
-          reject(new Error(`process exited before the expected log line; output:\n${raw.slice(-3_000)}`));
+          // The exit code or signal tells a crash or an outside kill (no output, a signal) from a refusal.
+          const how = proc.signalCode ?? `code ${proc.exitCode}`;
+          reject(
+            new Error(`process exited (${how}) before the expected log line; output:\n${raw.slice(-3_000)}`),
+          );
         };
         const done = () => {
           clearTimeout(timer);
