@@ -6,7 +6,7 @@
  * threads), alternating, in the same run. A stall longer than the failure detector's suspect-after (10 s by
  * default) gets a healthy node declared down.
  *
- *   npx tsx runtime/model/event-loop-check.ts [--rounds 2] [--threads 2]
+ *   npx tsx runtime/model/event-loop-check.ts [--rounds 2] [--threads 2] [--provider cpu|cuda]
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -19,10 +19,16 @@ import { Qwen2Trainer } from './trainer.ts';
 type Thread = 'main' | 'worker';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '2' }, threads: { type: 'string', default: '2' } },
+  options: {
+    rounds: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '2' },
+    provider: { type: 'string', default: 'cpu' },
+  },
 });
 const rounds = Number(values.rounds);
 const intraOpThreads = Number(values.threads);
+if (values.provider !== 'cpu' && values.provider !== 'cuda') throw new Error('--provider is cpu or cuda');
+const provider: 'cpu' | 'cuda' = values.provider;
 
 /**
  * Wall time of `work` and the longest event-loop stall while it ran: the largest lateness of a 10 ms interval
@@ -76,7 +82,7 @@ const warmUp = batchOf(1, 8);
 const grpo = { clipRatioLow: 0.2, clipRatioHigh: 0.2, clipRatioC: null, klCoef: 0.001, entropyCoef: 0 };
 
 async function round(thread: Thread): Promise<Record<string, { ms: number; maxDelayMs: number }>> {
-  const options = { provider: 'cpu' as const, intraOpThreads, thread };
+  const options = { provider, intraOpThreads, thread };
   let generator = await Qwen2Generator.create(checkpoint, options);
   const out: Record<string, { ms: number; maxDelayMs: number }> = {};
   for (const v of [1, 2]) {
