@@ -88,7 +88,7 @@ export class WorkerSession {
     const wire: WireTensor[] = [];
     const transfer: ArrayBuffer[] = [];
     for (const [name, t] of Object.entries(feeds)) {
-      wire.push({ name, type: t.type, dims: t.dims, data: ownCopy(t.data, transfer) });
+      wire.push({ name, type: t.type, dims: t.dims, data: movableCopy(t.data, transfer) });
     }
     const outputs = await this.#request(wire, fetches === undefined ? null : [...fetches], transfer);
     return Object.fromEntries(outputs.map((o) => [o.name, new ort.Tensor(o.type, o.data as never, o.dims)]));
@@ -136,19 +136,13 @@ export class WorkerSession {
 }
 
 /**
- * Posting a typed array clones its whole underlying buffer, so a view into a larger one (a weight inside a
- * received blob) is copied out to its own bytes first; such a private copy is transferred, not cloned again.
+ * A private copy of a typed array's own bytes, moved (transferred) to the worker rather than cloned: posting
+ * a typed array would copy its whole underlying buffer twice (serialize, deserialize), and all of it when
+ * the array is a view into a larger one (a weight inside a received blob). One copy is this thread's cost.
  */
-function ownCopy(data: ort.Tensor.DataType, transfer: ArrayBuffer[]): ort.Tensor.DataType {
-  if (Array.isArray(data) || !ArrayBuffer.isView(data)) return data;
-  const view = data as unknown as {
-    buffer: ArrayBufferLike;
-    byteOffset: number;
-    byteLength: number;
-    slice(): typeof data;
-  };
-  if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength) return data;
-  const copy = view.slice();
-  transfer.push((copy as unknown as { buffer: ArrayBuffer }).buffer);
-  return copy;
+function movableCopy(data: ort.Tensor.DataType, transfer: ArrayBuffer[]): ort.Tensor.DataType {
+  if (!ArrayBuffer.isView(data)) return data;
+  const copy = (data as Float32Array).slice();
+  transfer.push(copy.buffer);
+  return copy as ort.Tensor.DataType;
 }

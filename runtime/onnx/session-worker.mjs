@@ -22,13 +22,17 @@ if (session !== undefined) {
       const feeds = {};
       for (const f of m.feeds) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
       const out = m.fetches === null ? await session.run(feeds) : await session.run(feeds, m.fetches);
-      const outputs = Object.entries(out).map(([name, t]) => ({
-        name,
-        type: t.type,
-        dims: t.dims,
-        data: t.data,
-      }));
-      parentPort.postMessage({ type: 'result', id: m.id, outputs });
+      const outputs = [];
+      const transfer = new Set();
+      for (const [name, t] of Object.entries(out)) {
+        outputs.push({ name, type: t.type, dims: t.dims, data: t.data });
+        // An output that owns its whole buffer moves to the caller instead of being copied twice.
+        const d = t.data;
+        if (ArrayBuffer.isView(d) && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) {
+          transfer.add(d.buffer);
+        }
+      }
+      parentPort.postMessage({ type: 'result', id: m.id, outputs }, [...transfer]);
     } catch (err) {
       parentPort.postMessage({ type: 'error', id: m.id, message: String(err) });
     }
