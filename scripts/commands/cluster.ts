@@ -19,6 +19,7 @@ import { detectResources } from '../../cluster/resources.ts';
 import { DEFAULT_JOB_MANAGER_ARGS, ensureJobManager } from '../../actors/jobs/jobs-client.ts';
 import type { ActorKinds } from '../../runtime/actor.ts';
 import { connectClient } from '../../runtime/client.ts';
+import { armKillDeadline } from '../../runtime/kill-deadline.ts';
 import { createHeadMonitor, dashboardPort } from '../../runtime/monitor/head-monitor.ts';
 import { startNodeReporting } from '../../runtime/monitor/node-reporting.ts';
 import { NodeRuntime, type ClusterStatus } from '../../runtime/node-runtime.ts';
@@ -235,13 +236,25 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
       if (stopping) return;
       stopping = true;
       log.info({ why }, 'node stopping');
-      setTimeout(() => process.exit(code), 10_000).unref();
+      // A node told to stop always ends, even when process.exit itself never returns (see kill-deadline.ts).
+      const deadline = armKillDeadline(STOP_GRACE_MS + EXIT_GRACE_MS, `did not stop after ${why}`, {
+        role,
+        rank: config.rank,
+      });
+      const exit = (status: number): never => {
+        deadline.tighten(EXIT_GRACE_MS, `process.exit(${status}) did not return after ${why}`);
+        return process.exit(status);
+      };
+      setTimeout(() => {
+        log.warn({ why, open: openResources() }, `node did not stop within ${STOP_GRACE_MS} ms; exiting`);
+        exit(code);
+      }, STOP_GRACE_MS).unref();
       stopReporting();
       Promise.all([monitor?.close(), runtime.stop()]).then(
-        () => process.exit(code),
+        () => exit(code),
         (err: unknown) => {
           log.error({ err }, 'error while stopping');
-          process.exit(1);
+          exit(1);
         },
       );
     };
@@ -271,6 +284,17 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
   } catch (err) {
     fail(err);
   }
+}
+
+/** How long a stopping node's runtime gets to stop, and then how long process.exit gets to end it. */
+const STOP_GRACE_MS = 10_000;
+const EXIT_GRACE_MS = 2_000;
+
+/** What still holds the event loop, by kind ({ TCPSocketWrap: 2, Timeout: 1 }): what a late stop waits on. */
+function openResources(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
+  return counts;
 }
 
 const JOBS_DIR_FLAG = '--jobs-dir <dir>';
