@@ -17,6 +17,7 @@ import { TERMINAL_STATES } from '../actors/jobs/protocol.ts';
 import { trainerName } from '../actors/jobs/train-job.ts';
 import { DrError, isDrError } from '../config/errors.ts';
 import { connectClient, type ClusterClient } from '../runtime/client.ts';
+import { stopChildren, stopChildrenOnExit } from '../runtime/stop-children.ts';
 
 const DR = fileURLToPath(new URL('./dr.js', import.meta.url));
 
@@ -41,9 +42,8 @@ export async function startLocalCluster(options: {
   const token = randomBytes(24).toString('hex');
   const sandboxKey = randomBytes(12).toString('hex');
   const children: ChildProcess[] = [];
-  const kill = (): void => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  };
+  // Nodes never outlive this process: SIGTERM, and SIGKILL for any still running after a grace period.
+  const kill = (): void => stopChildrenOnExit(children);
   process.once('exit', kill);
   const env = {
     ...process.env,
@@ -70,7 +70,7 @@ export async function startLocalCluster(options: {
   const stop = async (): Promise<void> => {
     await client.shutdownCluster().catch(() => undefined);
     await client.close();
-    kill();
+    await stopChildren(children);
     await rm(jobsDir, { recursive: true, force: true });
   };
   try {
