@@ -21,7 +21,9 @@ export function createLogger(
   const pretty = process.env.DR_LOG_FORMAT !== 'json' && process.stderr.isTTY === true;
   const terminal: DestinationStream = pretty
     ? pino.transport({ target: 'pino-pretty', options: { destination: 2, colorize: true } })
-    : pino.destination(2);
+    : // Synchronous: an async destination flushes on exit and retries EPIPE forever, so a node whose
+      // stderr reader is gone could never finish process.exit (see runtime/kill-deadline.ts).
+      pino.destination({ dest: 2, sync: true });
   if (file === undefined || file === '') return pino({ level, base: bindings }, terminal);
   return pino(
     { level, base: bindings },
