@@ -36,15 +36,15 @@ try {
   for (const seed of seeds) {
     const config = parseTrainConfig({
       preset: 'embedded-demo',
-      ...overrides,
-      seed,
-      ...(flags.steps === undefined ? {} : { steps: Number(flags.steps) }),
       policy: { kind: 'embedded', dir: EMBEDDED_DIR },
       data: {
         train: `sandbox:train:${SANDBOX.seed}:${SANDBOX.size}`,
         dev: `sandbox:dev:${SANDBOX.seed}:${SANDBOX.size}`,
       },
       outputDir: join('outputs', `f1-seeds-${Date.now().toString(36)}-${seed}`),
+      ...overrides,
+      seed,
+      ...(flags.steps === undefined ? {} : { steps: Number(flags.steps) }),
     });
     const t0 = performance.now();
     const status = await followTrainJob(cluster, await submitTrainJob(cluster, config));
