@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Actor, ActorFactory, ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
@@ -5,7 +7,8 @@ import type { BrowseRequest, BrowseReply } from '../browse/protocol.ts';
 import type { WebSearchReply, WebSearchRequest } from '../search/protocol.ts';
 import { startOpenAITestServer, type OpenAITestServer, type ScriptedRequest } from './openai-test-server.ts';
 import type { RolloutDone, RolloutFailed, RolloutStart } from './protocol.ts';
-import { rolloutActor } from './rollout-actor.ts';
+import type { Generation, Policy } from './policy.ts';
+import { createRolloutActor, rolloutActor } from './rollout-actor.ts';
 
 // Tool actors speaking the search/browse protocols over a two-page web, so the rollout's asks, shard
 // routing and per-trajectory browse memory are exercised through the actor runtime.
@@ -70,6 +73,9 @@ const SCRIPT = [
   '<think>read</think><tool_call>{"name": "browse_webpage", "arguments": {"url_list": ["http://web.test/alpha"]}}</tool_call>',
   '<think>done</think><answer>Tower Alpha</answer>',
 ];
+
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
 
 async function waitFor(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -196,5 +202,44 @@ describe('RolloutActor', () => {
     expect(cancel).toEqual({ v: 1, type: 'rollout.cancel.reply', cancelled: 4 });
     await new Promise((r) => setTimeout(r, 400));
     expect(received.map((r) => (r.type === 'rollout.done' ? r.trajectory.end : r.error))).toEqual([]);
+  });
+
+  it('keeps nothing of a finished batch: the abort signals its requests were given can be collected', async () => {
+    // Like the openai SDK, this policy leaves a listener on every signal it is given; a signal shared by the
+    // job and kept after the batch would keep each request's closure (and so its body) alive.
+    const signals: WeakRef<AbortSignal>[] = [];
+    const policy: Policy = {
+      mode: 'chat',
+      generate(_input, sampling): Promise<Generation> {
+        const { signal } = sampling;
+        if (signal !== undefined) {
+          const request = { body: 'x'.repeat(1_000) };
+          signal.addEventListener('abort', () => request.body.length);
+          signals.push(new WeakRef(signal));
+        }
+        return Promise.resolve({ text: SCRIPT[2]!, finishReason: 'stop', weightVersion: 0 });
+      },
+    };
+    system = createActorSystem({
+      kinds: new Map<string, ActorFactory<never>>([
+        ['rollout', createRolloutActor({ policy: () => Promise.resolve({ policy }) })],
+        ['collector', collectorKind],
+      ]),
+    });
+    await system.spawn({ kind: 'collector', name: 'collector' });
+    await system.spawn({ kind: 'rollout', name: 'rollout/0' });
+    for (const jobId of ['step-1', 'step-2']) await system.ask('rollout/0', start(2, 2, { jobId }));
+    await waitFor(() => received.length === 8);
+    expect(signals).toHaveLength(8);
+
+    await new Promise((r) => setImmediate(r));
+    collectGarbage();
+    expect(signals.filter((s) => s.deref() !== undefined)).toHaveLength(0);
+    const status = await system.ask<{ running: string[] }>('rollout/0', {
+      v: 1,
+      type: 'rollout.status',
+      jobId: 'step-1',
+    });
+    expect(status.running).toEqual([]);
   });
 });

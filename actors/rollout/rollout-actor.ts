@@ -37,6 +37,25 @@ export interface RolloutActorDeps {
   policy?: (config: PolicyConfig) => Promise<BuiltPolicy>;
 }
 
+interface JobState {
+  controller: AbortController;
+  /** Trajectory ids accepted and not yet finished. */
+  running: Set<string>;
+  /** `rollout.start` batches of the job still running here. */
+  batches: number;
+}
+
+/** A trajectory's own abort signal, aborted with its job's. Policies and HTTP clients may leave listeners
+ * on the signal they are given (the openai SDK adds one per request and never removes it); on a
+ * per-trajectory signal those go away with the trajectory instead of piling up on the job's. */
+function linkedSignal(parent: AbortSignal): { signal: AbortSignal; unlink(): void } {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort(parent.reason);
+  if (parent.aborted) abort();
+  else parent.addEventListener('abort', abort, { once: true });
+  return { signal: controller.signal, unlink: () => parent.removeEventListener('abort', abort) };
+}
+
 class Semaphore {
   private waiters: Array<() => void> = [];
   constructor(private free: number) {}
@@ -65,9 +84,9 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
         timeoutMs: args.toolTimeoutMs ?? 120_000,
       });
     const slots = new Semaphore(args.maxConcurrent ?? 256);
-    const jobs = new Map<string, AbortController>();
-    /** job id -> trajectory ids accepted and not yet finished */
-    const running = new Map<string, Set<string>>();
+    /** Jobs with a batch in flight; an entry goes when the job's last batch ends or the job is cancelled, so
+     * an actor that serves one batch id per training step holds nothing for finished steps. */
+    const jobs = new Map<string, JobState>();
     const policies = new Map<string, Promise<BuiltPolicy>>();
 
     const policyFor = (config: PolicyConfig): Promise<BuiltPolicy> => {
@@ -81,7 +100,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
       return built;
     };
 
-    const run = async (msg: RolloutStart, controller: AbortController): Promise<void> => {
+    const run = async (msg: RolloutStart, job: JobState): Promise<void> => {
       const built = await policyFor(msg.policy);
       const barrier = msg.schedule === 'barrier' ? new TurnBarrier(msg.units.length) : undefined;
       const settings = { ...msg.settings, date: new Date(msg.settings.date) };
@@ -89,14 +108,15 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
         msg.units.map(async (unit) => {
           const id = trajectoryId(unit.questionId, unit.sample);
           if (barrier === undefined) await slots.acquire();
+          const trajectorySignal = linkedSignal(job.controller.signal);
           try {
-            if (controller.signal.aborted) return;
+            if (job.controller.signal.aborted) return;
             const trajectory = await runTrajectory(unit, unit.sample, settings, {
               policy: built.policy,
               tools,
               ...(built.encoder === undefined ? {} : { encoder: built.encoder }),
               ...(barrier === undefined ? {} : { barrier }),
-              signal: controller.signal,
+              signal: trajectorySignal.signal,
             });
             tools.forget?.(id);
             if (trajectory.end.reason === 'cancelled') return;
@@ -109,7 +129,8 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
             };
             ctx.tell(msg.replyTo, done);
           } finally {
-            running.get(msg.jobId)?.delete(id);
+            trajectorySignal.unlink();
+            job.running.delete(id);
             if (barrier === undefined) slots.release();
           }
         }),
@@ -127,45 +148,49 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
         }
         const msg = parsed.data;
         if (msg.type === 'rollout.status') {
-          const ids = [...(running.get(msg.jobId) ?? [])];
+          const ids = [...(jobs.get(msg.jobId)?.running ?? [])];
           return { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.status.reply', running: ids };
         }
         if (msg.type === 'rollout.cancel') {
-          jobs.get(msg.jobId)?.abort();
+          const job = jobs.get(msg.jobId);
+          job?.controller.abort();
           jobs.delete(msg.jobId);
-          const cancelled = running.get(msg.jobId)?.size ?? 0;
-          running.delete(msg.jobId);
+          const cancelled = job?.running.size ?? 0;
           return { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.cancel.reply', cancelled };
         }
-        let controller = jobs.get(msg.jobId);
-        if (controller === undefined) {
-          controller = new AbortController();
-          jobs.set(msg.jobId, controller);
-        }
-        let ids = running.get(msg.jobId);
-        if (ids === undefined) {
-          ids = new Set();
-          running.set(msg.jobId, ids);
-        }
-        for (const unit of msg.units) ids.add(trajectoryId(unit.questionId, unit.sample));
-        run(msg as RolloutStart, controller).catch((err: unknown) => {
-          ctx.log.error({ job: msg.jobId, err }, 'rollout batch failed');
-          const failed: RolloutFailed = {
-            v: ROLLOUT_PROTOCOL_VERSION,
-            type: 'rollout.failed',
-            jobId: msg.jobId,
-            worker: ctx.self.name,
-            error: isDrError(err)
-              ? { code: err.code, message: err.message }
-              : { code: 'ROLLOUT_FAILED', message: String(err) },
-          };
-          ctx.tell(msg.replyTo, failed);
-        });
+        const job = jobs.get(msg.jobId) ?? {
+          controller: new AbortController(),
+          running: new Set(),
+          batches: 0,
+        };
+        jobs.set(msg.jobId, job);
+        job.batches += 1;
+        for (const unit of msg.units) job.running.add(trajectoryId(unit.questionId, unit.sample));
+        const finished = (): void => {
+          job.batches -= 1;
+          if (job.batches === 0 && jobs.get(msg.jobId) === job) jobs.delete(msg.jobId);
+        };
+        run(msg as RolloutStart, job)
+          .finally(finished)
+          .catch((err: unknown) => {
+            ctx.log.error({ job: msg.jobId, err }, 'rollout batch failed');
+            const failed: RolloutFailed = {
+              v: ROLLOUT_PROTOCOL_VERSION,
+              type: 'rollout.failed',
+              jobId: msg.jobId,
+              worker: ctx.self.name,
+              error: isDrError(err)
+                ? { code: err.code, message: err.message }
+                : { code: 'ROLLOUT_FAILED', message: String(err) },
+            };
+            ctx.tell(msg.replyTo, failed);
+          });
         return { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.start.reply', accepted: msg.units.length };
       },
       stop(): void {
-        for (const controller of jobs.values()) controller.abort();
+        for (const job of jobs.values()) job.controller.abort();
         jobs.clear();
+        policies.clear();
       },
     };
   };
