@@ -9,6 +9,7 @@
  * checkpoint. Every change of a job is told to the dashboard's `monitor` actor when there is one.
  */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
 import type { Actor, ActorFactory } from '../../runtime/actor.ts';
 import type { RolloutActorArgs } from '../rollout/rollout-actor.ts';
@@ -27,6 +28,7 @@ import { loadDataset } from './datasets.ts';
 import { finishEvaluation, finishResearch, researchUnits, unitsFor } from './evaluation.ts';
 import { JobJournal } from './journal.ts';
 import { MonitorReporter } from './monitor-reports.ts';
+import { OwnerLock } from './owner-lock.ts';
 import { stepLine, trainerName, trainerSpec, trainPaths, trainResult } from './train-job.ts';
 import {
   configSchemas,
@@ -105,6 +107,13 @@ function validate(kind: JobKind, config: unknown): JobConfig {
 export function createJobManager(): ActorFactory<JobManagerArgs> {
   return (args, ctx): Actor => {
     const journal = new JobJournal(args.dataDir);
+    // Replaying a journal resumes its running jobs: a second live job manager on it (another cluster's head
+    // started from the same folder) would run every job of the first one a second time.
+    const lock = OwnerLock.acquire(
+      join(args.dataDir, 'journal.lock'),
+      'a job manager',
+      'JOBS_JOURNAL_IN_USE',
+    );
     const jobs = journal.replay();
     const running = new Map<string, Running>();
     const rolloutNames = Array.from({ length: args.rolloutActors ?? 1 }, (_, i) => `rollout/${i}`);
@@ -532,6 +541,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       stop(): void {
         stopped = true;
         clearInterval(timer);
+        lock.release();
       },
     };
   };

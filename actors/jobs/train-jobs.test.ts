@@ -160,6 +160,26 @@ describe('train jobs', () => {
     expect((await get(head, job.id)).state).toBe('cancelled');
   }, 180_000);
 
+  it('a second head on the journal of a running one gets no job manager, so the job keeps one trainer', async () => {
+    const first = await startHead();
+    const submitted = await submit(first, trainConfig('shared-journal', 4));
+    const metrics = join(dir, 'outputs', 'shared-journal', 'metrics.jsonl');
+    await waitFor(async () => {
+      const written = await events(metrics).catch(() => []);
+      return written.some((e) => e.type === 'checkpoint') ? true : undefined;
+    });
+    // Another cluster's head started from the same folder: replaying the journal would resume the first
+    // head's running job beside it.
+    await expect(startHead()).rejects.toThrow(/journal\.lock is held by a job manager/);
+
+    const job = await ended(first, submitted.id);
+    expect(job.error).toBeUndefined();
+    expect(job.state).toBe('succeeded');
+    const all = await events(metrics);
+    expect(all.filter((e) => e.type === 'resumed')).toEqual([]);
+    expect(all.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2, 3, 4]);
+  }, 180_000);
+
   it('resumes a train job from its last checkpoint after a head restart', async () => {
     const first = await startHead();
     const submitted = await submit(first, trainConfig('restart', 3));

@@ -42,8 +42,12 @@ afterAll(async () => {
 });
 
 async function waitForEnd(name: string): Promise<TrainerStatus> {
+  return waitFor(system, name);
+}
+
+async function waitFor(on: ActorSystem, name: string): Promise<TrainerStatus> {
   for (;;) {
-    const s = await system.ask<TrainerStatus>(name, { v: 1, type: 'trainer.status' });
+    const s = await on.ask<TrainerStatus>(name, { v: 1, type: 'trainer.status' });
     if (s.state !== 'starting' && s.state !== 'running') return s;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -83,7 +87,9 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     const steps = events.filter((e) => e.type === 'step');
     expect(steps.map((e) => e.step)).toEqual([1, 2]);
     expect(
-      steps.every((e) => e.rollout.rollouts === 2 && (e.learner?.lossTokens ?? 0) > 0 && e.stalenessMax === 0),
+      steps.every(
+        (e) => e.rollout.rollouts === 2 && (e.learner?.lossTokens ?? 0) > 0 && e.stalenessMax === 0,
+      ),
     ).toBe(true);
     expect(events.filter((e) => e.type === 'checkpoint').map((e) => e.step)).toEqual([1, 2]);
     expect(events.filter((e) => e.type === 'validation')).toHaveLength(2);
@@ -134,6 +140,61 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     expect(after.map((e) => e.step)).toEqual(
       Array.from({ length: 3 - resumed!.step }, (_, i) => resumed!.step + i + 1),
     );
+  }, 180_000);
+
+  it('refuses a second trainer on the outputs of a running one, even from another actor system', async () => {
+    const out = join(dir, 'out-twice');
+    const args = {
+      jobId: 'job-3',
+      config: {
+        name: 'ci-twice',
+        steps: 40,
+        policy: { kind: 'embedded', dir: join(dir, 'model') },
+        data: { train: 'sandbox:train:7:400', dev: 'sandbox:dev:7:400' },
+        rollout: { questionsPerStep: 1, n: 2, maxTurns: 1, maxTokensPerTurn: 8, workers: 1 },
+        checkpoint: { every: 1 },
+        validation: { every: 100, limit: 1 },
+        outputDir: out,
+      },
+    };
+    await system.spawn({ kind: 'trainer', name: 'trainer/job-3', args });
+    const metrics = join(out, 'metrics.jsonl');
+    for (;;) {
+      const written = await readFile(metrics, 'utf8').catch(() => '');
+      if (written.includes('"type":"checkpoint"')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Another cluster (here: another actor system) that was told to run the same job, as a head replaying a
+    // journal it shares with this one does.
+    const other = createActorSystem({
+      kinds: new Map<string, ActorFactory<never>>([
+        ...realKinds,
+        ['search', sandboxSearch],
+        ['browse', sandboxBrowse],
+      ]),
+    });
+    try {
+      for (const kind of ['search', 'browse']) await other.spawn({ kind, name: `${kind}/0` });
+      await other.spawn({ kind: 'trainer', name: 'trainer/job-3', args: { ...args, resume: true } });
+      const second = await waitFor(other, 'trainer/job-3');
+      expect(second.state).toBe('failed');
+      expect(second.error?.code).toBe('TRAIN_ALREADY_RUNNING');
+      expect(second.error?.message).toContain(join(out, 'trainer.lock'));
+    } finally {
+      await other.stop();
+    }
+    const first = await system.ask<TrainerStatus>('trainer/job-3', { v: 1, type: 'trainer.status' });
+    expect(first.state).toBe('running');
+    await system.ask('trainer/job-3', { v: 1, type: 'trainer.cancel' });
+    expect((await waitForEnd('trainer/job-3')).state).toBe('cancelled');
+    const events = (await readFile(metrics, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TrainEvent);
+    expect(events.filter((e) => e.type === 'resumed')).toEqual([]);
+    expect(events.filter((e) => e.type === 'validation')).toHaveLength(1);
+    const steps = events.filter((e) => e.type === 'step').map((e) => e.step);
+    expect(steps).toEqual(steps.map((_, i) => i + 1));
   }, 180_000);
 
   it('refuses an invalid config at spawn with a typed error naming the field', async () => {

@@ -6,8 +6,8 @@
  * to stop their peers, and are named per job so the next job does not collide). Progress is a
  * `trainer.status` ask away; metrics go to outputs/<name>/metrics.jsonl and the node's dr_train_* gauges.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { checkpointDirOf, outputDirOf, parseTrainConfig, type TrainConfig } from '../../config/train.ts';
 import {
@@ -19,6 +19,7 @@ import {
 } from '../../runtime/actor.ts';
 import { EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
 import { loadDataset } from '../jobs/datasets.ts';
+import { OwnerLock } from '../jobs/owner-lock.ts';
 import { LearnerGroup } from '../learner/learner-group.ts';
 import { ParamsClient } from '../params/params-client.ts';
 import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';
@@ -78,13 +79,27 @@ class TrainerActor implements Actor {
     this.abort.abort();
   }
 
+  get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
   async run(ctx: ActorContext): Promise<void> {
     const cleanup: (() => Promise<unknown>)[] = [];
     const ask: AskFn = (t, m, o) => ctx.ask(t, m, o);
     const log = ctx.log.child({ job: this.args.jobId });
+    // Stopped before its loop began (a spawn that lost a name race, or a restart that came while this
+    // incarnation waited for its predecessor): it must not touch the job's actors or files.
+    if (this.abort.signal.aborted) {
+      this.status.state = 'cancelled';
+      return;
+    }
     try {
       const cfg = this.config;
       const job = this.args.jobId;
+      const locks = lockOutputs(cfg, `the trainer of ${job}`);
+      cleanup.push(async () => {
+        for (const l of locks) l.release();
+      });
       const [trainSet, devSet] = await Promise.all([questionsOf(cfg.data.train), questionsOf(cfg.data.dev)]);
       const modelDir = policyDir(cfg);
 
@@ -159,7 +174,14 @@ class TrainerActor implements Actor {
         signal: this.abort.signal,
       });
 
+      const fenced = (e: TrainEvent): void => {
+        // A stopped incarnation's loop may still be finishing a step: what it would write belongs to the
+        // run its restarted incarnation resumes, so it ends here instead.
+        if (this.abort.signal.aborted)
+          throw new DrError('TRAIN_CANCELLED', `the trainer of ${job} stopped; ${e.type} event dropped`);
+      };
       const sinks = [
+        fenced,
         jsonlSink(join(outputDirOf(cfg), 'metrics.jsonl')),
         gaugeSink,
         (e: TrainEvent) => this.track(e),
@@ -210,6 +232,25 @@ class TrainerActor implements Actor {
   }
 }
 
+/** The job's outputs (and its checkpoints, when kept elsewhere) belong to this trainer while it runs: a second
+ * trainer on them, of this job or another one given the same folders, fails instead of corrupting them. */
+function lockOutputs(cfg: TrainConfig, owner: string): OwnerLock[] {
+  const out = outputDirOf(cfg);
+  const ckpt = checkpointDirOf(cfg);
+  const inside = !relative(resolve(out), resolve(ckpt)).startsWith('..');
+  const locks: OwnerLock[] = [];
+  try {
+    for (const dir of inside ? [out] : [out, ckpt]) {
+      mkdirSync(dir, { recursive: true });
+      locks.push(OwnerLock.acquire(join(dir, 'trainer.lock'), owner, 'TRAIN_ALREADY_RUNNING'));
+    }
+  } catch (err) {
+    for (const l of locks) l.release();
+    throw err;
+  }
+  return locks;
+}
+
 async function questionsOf(spec: string): Promise<Question[]> {
   const rows = await loadDataset(spec);
   return rows.map((r) => ({
@@ -241,9 +282,27 @@ async function spawnOrReuse(ctx: ActorContext, spec: SpawnSpec): Promise<boolean
   }
 }
 
+/** Each job's latest trainer incarnation in this process. A restarted incarnation begins only once its
+ * predecessor, stopped by supervision before the restart, has left its loop, so the two never overlap; a
+ * predecessor that was not stopped keeps the job's outputs locked and the newcomer fails on the lock. */
+const incarnations = new Map<string, { actor: TrainerActor; run: Promise<void> }>();
+
 export const trainerActor: ActorFactory<TrainerArgs> = (args, ctx) => {
   const actor = new TrainerActor(args, parseTrainConfig(args.config, `train job ${args.jobId}`));
-  setImmediate(() => void actor.run(ctx));
+  const previous = incarnations.get(args.jobId);
+  const run = (async () => {
+    await new Promise<void>((r) => setImmediate(r));
+    if (previous?.actor.stopped === true) {
+      ctx.log.info({ job: args.jobId }, 'waiting for the previous trainer incarnation to leave its loop');
+      await previous.run;
+    }
+    await actor.run(ctx);
+  })();
+  const entry = { actor, run };
+  incarnations.set(args.jobId, entry);
+  void run.finally(() => {
+    if (incarnations.get(args.jobId) === entry) incarnations.delete(args.jobId);
+  });
   return actor;
 };
 
