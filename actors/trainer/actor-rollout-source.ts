@@ -5,6 +5,7 @@
  * DeepResearcher F1 reward); the weight version stamped on each is the one the policy server served for the
  * whole batch.
  */
+import { randomBytes } from 'node:crypto';
 import { DrError } from '../../config/errors.ts';
 import {
   ROLLOUT_PROTOCOL_VERSION,
@@ -45,11 +46,18 @@ interface Batch {
 export class ActorRolloutSource implements RolloutSource {
   private readonly batches = new Map<string, Batch>();
   private seq = 0;
+  /** In batch ids: a restarted trainer counts from 0 again, and a late trajectory of its predecessor's batch
+   * must not be taken for one of its own. */
+  private readonly incarnation = randomBytes(4).toString('hex');
 
   constructor(
     private readonly ask: AskFn,
     private readonly options: ActorRolloutSourceOptions,
   ) {}
+
+  private stopped(): boolean {
+    return this.options.signal?.aborted === true;
+  }
 
   /** Routes a rollout.done / rollout.failed the trainer actor received. */
   deliver(msg: RolloutDone | RolloutFailed): void {
@@ -66,8 +74,10 @@ export class ActorRolloutSource implements RolloutSource {
   }
 
   async run(questions: readonly Question[], n: number, request: RolloutRequest): Promise<ScoredRollout[]> {
+    if (this.stopped())
+      throw new DrError('TRAIN_CANCELLED', 'the training job stopped before a rollout batch');
     const version = await this.options.beforeBatch();
-    const jobId = `${this.options.jobId}:${request.purpose}:${this.seq++}`;
+    const jobId = `${this.options.jobId}:${this.incarnation}:${request.purpose}:${this.seq++}`;
     const units: WorkUnit[] = questions.flatMap((q) =>
       Array.from({ length: n }, (_, sample) => ({
         questionId: q.id,
@@ -95,10 +105,17 @@ export class ActorRolloutSource implements RolloutSource {
     // it; the await below still sees the rejection.
     finished.catch(() => undefined);
     this.batches.set(jobId, batch);
-    const onAbort = (): void =>
+    const onAbort = (): void => {
       batch.reject(new DrError('TRAIN_CANCELLED', 'the training job stopped during a rollout batch'));
+      // Frees the workers for whatever runs next (e.g. the restarted trainer's own batches).
+      for (const worker of this.options.workers) {
+        this.ask(worker, { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.cancel', jobId }).catch(
+          () => undefined,
+        );
+      }
+    };
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (this.options.signal?.aborted === true) onAbort();
+    if (this.stopped()) onAbort();
     const timer = setTimeout(
       () =>
         batch.reject(
