@@ -45,6 +45,7 @@ export async function startLocalCluster(options: {
   // Nodes never outlive this process: SIGTERM, and SIGKILL for any still running after a grace period.
   const kill = (): void => stopChildrenOnExit(children);
   process.once('exit', kill);
+  const jobsDir = await mkdtemp(join(tmpdir(), 'dr-local-jobs-'));
   const env = {
     ...process.env,
     DR_CLUSTER_TOKEN: token,
@@ -53,6 +54,9 @@ export async function startLocalCluster(options: {
     // The nodes' "node ready" line is how this script learns they are up; a quieter DR_LOG_LEVEL in the
     // caller's environment (the nodes' stderr is only parsed here, never shown) must not hide it.
     DR_LOG_LEVEL: 'info',
+    // The head's job manager journals here, not in the shared .data/jobs of the working directory: a run
+    // must neither resume another run's unfinished jobs nor leave its own for a later run to resume.
+    DR_JOBS_DIR: jobsDir,
   };
   const ready = await startNode(['head', '--port', '0', '--listen-host', '127.0.0.1'], env, children);
   const port = Number(ready.port);
@@ -64,9 +68,6 @@ export async function startLocalCluster(options: {
     );
   }
   const client = await connectClient({ head: `127.0.0.1:${port}`, token });
-  // The job manager's journal lives only as long as this cluster: a later run must not find this run's
-  // unfinished job in it and resume it beside its own.
-  const jobsDir = await mkdtemp(join(tmpdir(), 'dr-local-jobs-'));
   const stop = async (): Promise<void> => {
     await client.shutdownCluster().catch(() => undefined);
     await client.close();
@@ -92,6 +93,7 @@ export async function startLocalCluster(options: {
       },
       placement: { kind: 'rank', rank: toolRank },
     });
+    // `dr head` starts the job manager itself; this only waits for it (or starts it on an older head).
     await ensureJobManager(client, { ...DEFAULT_JOB_MANAGER_ARGS, dataDir: jobsDir });
     await client.spawn({
       kind: 'browse',
