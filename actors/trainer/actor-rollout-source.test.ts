@@ -32,7 +32,7 @@ afterEach(async () => {
   cancels.length = 0;
 });
 
-function sourceOf(signal: AbortSignal): ActorRolloutSource {
+function sourceOf(signal: AbortSignal, workerCheckMs?: number): ActorRolloutSource {
   return new ActorRolloutSource((t, m, o) => system.ask(t, m, o), {
     jobId: 'job-r',
     workers: ['worker/0'],
@@ -41,6 +41,7 @@ function sourceOf(signal: AbortSignal): ActorRolloutSource {
     settings: { maxTurns: 1, maxTokensPerTurn: 8, temperature: 1, topP: 1, date: '2026-01-01' },
     beforeBatch: async () => 7,
     signal,
+    ...(workerCheckMs === undefined ? {} : { workerCheckMs }),
   });
 }
 
@@ -101,5 +102,21 @@ describe('ActorRolloutSource', () => {
     restarted.deliver(done(newStart, 1));
     const rollouts = await batch;
     expect(rollouts.map((r) => r.reward)).toEqual([1]);
+  });
+
+  it('fails a batch whose worker is gone instead of waiting for its trajectories', async () => {
+    system = createActorSystem({ kinds: new Map([['worker', () => recordingWorker()]]) });
+    await system.spawn({ kind: 'worker', name: 'worker/0' });
+    const batch = sourceOf(new AbortController().signal, 50).run(
+      [{ id: 'q1', question: 'who?', groundTruth: 'me' }],
+      2,
+      { seed: 1, purpose: 'train' },
+    );
+    await until(() => starts.length === 1);
+    await system.stopActor('worker/0');
+    await expect(batch).rejects.toMatchObject({
+      code: 'TRAIN_ROLLOUT_WORKER_LOST',
+      message: expect.stringContaining('rollout worker worker/0 is gone (ACTOR_NOT_FOUND)'),
+    });
   });
 });

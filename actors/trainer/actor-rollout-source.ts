@@ -6,7 +6,8 @@
  * whole batch.
  */
 import { randomBytes } from 'node:crypto';
-import { DrError } from '../../config/errors.ts';
+import { DrError, isDrError } from '../../config/errors.ts';
+import { ActorErrorCode } from '../../runtime/actor.ts';
 import {
   ROLLOUT_PROTOCOL_VERSION,
   type PolicyConfig,
@@ -32,6 +33,8 @@ export interface ActorRolloutSourceOptions {
   beforeBatch: () => Promise<number>;
   /** A batch that has not finished after this long fails (a lost worker's units are not re-run here). */
   batchTimeoutMs?: number;
+  /** How often a waiting batch checks that its workers are still there (a lost worker fails the batch). */
+  workerCheckMs?: number;
   /** Aborting fails the batches in flight (the trainer is stopping). */
   signal?: AbortSignal;
 }
@@ -126,6 +129,26 @@ export class ActorRolloutSource implements RolloutSource {
         ),
       this.options.batchTimeoutMs ?? 3_600_000,
     );
+    const checkMs = this.options.workerCheckMs ?? 10_000;
+    const check = setInterval(() => {
+      for (const worker of this.options.workers) {
+        this.ask(
+          worker,
+          { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.status', jobId },
+          { timeoutMs: checkMs },
+        ).catch((err: unknown) => {
+          // A busy worker may be slow to answer; only one that is gone loses the batch's trajectories.
+          if (!isDrError(err, ActorErrorCode.NOT_FOUND) && !isDrError(err, ActorErrorCode.NODE_DOWN)) return;
+          batch.reject(
+            new DrError(
+              'TRAIN_ROLLOUT_WORKER_LOST',
+              `rollout worker ${worker} is gone (${(err as DrError).code}) with trajectories of batch ${jobId}; ` +
+                'the job stops here instead of waiting for them: resubmit it with --resume once the node is back',
+            ),
+          );
+        });
+      }
+    }, checkMs);
     try {
       const workers = this.options.workers;
       await Promise.all(
@@ -147,6 +170,7 @@ export class ActorRolloutSource implements RolloutSource {
       if (units.length > 0) await finished;
     } finally {
       clearTimeout(timer);
+      clearInterval(check);
       this.options.signal?.removeEventListener('abort', onAbort);
       this.batches.delete(jobId);
     }
