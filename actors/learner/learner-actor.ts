@@ -45,6 +45,8 @@ class LearnerActor implements Actor {
     private readonly learner: Learner,
     specs: readonly { name: string; shape: readonly number[] }[],
     private readonly ask: AskFn,
+    /** Releases the model's sessions: onnxruntime holds GBs of native memory that a stopped actor must give back. */
+    private readonly dispose: () => Promise<void>,
   ) {
     this.specs = specs.map((s) => ({ name: s.name, shape: [...s.shape] }));
   }
@@ -117,11 +119,12 @@ class LearnerActor implements Actor {
     }
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     inboxes
       .get(learnerName(this.args.group, this.args.rank))
       ?.close(new DrError('LEARNER_STOPPED', 'the learner stopped during a collective'));
     inboxes.delete(learnerName(this.args.group, this.args.rank));
+    await this.dispose();
   }
 
   private publish(step: number): Promise<number> {
@@ -177,7 +180,9 @@ export const learnerActor: ActorFactory<LearnerArgs> = async (args, ctx) => {
     }
   }
   const port = args.size > 1 ? actorPort(args, ctx) : null;
-  return new LearnerActor(args, new Learner(model, initial, args.config, port), model.params, ask);
+  return new LearnerActor(args, new Learner(model, initial, args.config, port), model.params, ask, async () =>
+    model.dispose?.(),
+  );
 };
 
 export const learnerInboxActor: ActorFactory<{ learner: string }> = (args) => ({
