@@ -76,7 +76,8 @@ const table = [
   ),
 ].join('\n');
 const verdict = `mean gain ${gain.toFixed(3)} vs spread of final F1 across seeds ${spread.toFixed(3)}: ${gain > spread ? 'gain larger than spread' : 'gain NOT larger than spread'}`;
-const settings = flags.set === '{}' ? 'the embedded-demo preset' : `the embedded-demo preset with ${flags.set}`;
+const settings =
+  flags.set === '{}' ? 'the embedded-demo preset' : `the embedded-demo preset with ${flags.set}`;
 const report = `# Held-out sandbox F1 before/after GRPO (embedded policy, ${new Date().toISOString()})\n\nSettings: ${settings}.\n\n${table}\n\n${verdict}\n`;
 console.log(`\n${table}\n\n${verdict}`);
 await writeFile(resultsFile, report);
