@@ -9,21 +9,11 @@ import { EMBEDDED_CONFIG } from './embedded.ts';
 import { Qwen2Generator } from './generate.ts';
 import { randomCheckpoint } from './testing.ts';
 import { Qwen2Trainer } from './trainer.ts';
+import { ticksDuring } from '../testing/probes.ts';
 
 const checkpoint = randomCheckpoint(EMBEDDED_CONFIG, 3, 0.05);
 const trainer = new Qwen2Trainer(EMBEDDED_CONFIG, { intraOpThreads: 1 });
 afterAll(() => trainer.dispose());
-
-async function ticksDuring(work: () => Promise<unknown>): Promise<number> {
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 1);
-  try {
-    await work();
-    return ticks;
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 function microBatch(rows: number, cols: number) {
   const n = rows * cols;

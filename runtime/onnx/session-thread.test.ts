@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { isDrError } from '../../config/errors.ts';
 import { Graph } from './graph.ts';
 import * as op from './ops.ts';
 import { OnnxSession } from './session.ts';
+import { codeOf, ticksDuring } from '../testing/probes.ts';
 
 /** x [n, 256] through `depth` dense tanh layers: enough work per run that a run takes many milliseconds. */
 function denseChain(depth: number): Graph {
@@ -23,27 +23,6 @@ const input = (n: number): ort.Tensor =>
     new Float32Array(n * 256).map((_, i) => Math.cos(i * 0.11)),
     [n, 256],
   );
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return isDrError(err) ? err.code : String(err);
-  }
-}
-
-/** How many times a 1 ms interval fires between the start and the end of `work`. */
-async function ticksDuring(work: () => Promise<unknown>): Promise<number> {
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 1);
-  try {
-    await work();
-    return ticks;
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 describe("OnnxSession on a worker thread (thread: 'worker')", () => {
   test('gives the same outputs as a session on the main thread, bit for bit', async () => {

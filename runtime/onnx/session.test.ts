@@ -4,12 +4,12 @@ import pino from 'pino';
 import { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { isDrError } from '../../config/errors.ts';
 import { trainStep } from './adamw.ts';
 import { Graph } from './graph.ts';
 import * as op from './ops.ts';
 import { OnnxSession, SessionCache, cudaProviderInstalled, familyKey } from './session.ts';
 import { TrainState } from './train-state.ts';
+import { codeOf } from '../testing/probes.ts';
 
 function scaleGraph(factor: number): Graph {
   const g = new Graph(`scale${factor}`);
@@ -17,15 +17,6 @@ function scaleGraph(factor: number): Graph {
   return g;
 }
 const x = (n: number): ort.Tensor => new ort.Tensor('float32', new Float32Array(2 * n).fill(1), [n, 2]);
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return isDrError(err) ? err.code : String(err);
-  }
-}
 
 let cache: SessionCache | null = null;
 afterEach(async () => {
