@@ -34,6 +34,9 @@ export interface ActorContext {
   resolve(name: string): Promise<ActorRef>;
   /** Spawn a child-like peer anywhere in the cluster (same semantics as ActorSystem.spawn). */
   spawn(spec: SpawnSpec): Promise<ActorRef>;
+  /** Stop an actor anywhere in the cluster (same semantics as ActorSystem.stopActor), e.g. the peers a job
+   * spawned once the job is over. */
+  stopActor(target: ActorRef | string): Promise<void>;
 }
 
 export interface Actor<M = unknown, R = unknown> {

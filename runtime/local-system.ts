@@ -52,6 +52,7 @@ export function contextFor(system: ActorSystem, self: ActorRef, log: Logger): Ac
       system.ask<R>(target, msg, options),
     resolve: (name) => system.resolve(name),
     spawn: (spec) => system.spawn(spec),
+    stopActor: (target) => system.stopActor(target),
   };
 }
 

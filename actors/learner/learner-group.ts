@@ -8,7 +8,7 @@ import { ActorErrorCode, type Placement, type SpawnSpec } from '../../runtime/ac
 import type { AskFn } from '../params/weight-transfer.ts';
 import { shardByTokens, type PreparedSample } from './batching.ts';
 import type { LearnerMode, StepMetrics } from './learner.ts';
-import { learnerName } from './learner-actor.ts';
+import { inboxName, learnerName } from './learner-actor.ts';
 import {
   LEARNER_PROTOCOL,
   type ExportReply,
@@ -77,6 +77,14 @@ export class LearnerGroup {
     if (version === null)
       throw new DrError('LEARNER_NO_VERSION', 'learner rank 0 did not publish a weight version');
     return { metrics: replies.map((r) => r.metrics), version };
+  }
+
+  /** The actors this group consists of (learners, and their all-reduce inboxes when there are several). */
+  actorNames(): string[] {
+    const { group, size } = this.options;
+    return this.devices.flatMap((_, rank) =>
+      size > 1 ? [learnerName(group, rank), inboxName(group, rank)] : [learnerName(group, rank)],
+    );
   }
 
   /** Publishes rank 0's current weights (the initial version before any step). */

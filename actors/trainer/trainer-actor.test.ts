@@ -41,6 +41,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Actors of `job` still in the directory (its parameter server, learners and rollout workers). */
+async function jobActors(job: string): Promise<string[]> {
+  const names = (await system.actors()).map((a) => a.name);
+  return names.filter((n) => ['params', 'learner', 'rollout'].some((p) => n.startsWith(`${p}/${job}`)));
+}
+
 async function waitForEnd(name: string): Promise<TrainerStatus> {
   return waitFor(system, name);
 }
@@ -97,6 +103,8 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     // Trajectories were tokenized with the model's own 8,192-token vocabulary: an id outside it would have
     // failed the learner's embedding lookup and the job.
     expect(steps.every((e) => e.rollout.responseLengthMean > 0)).toBe(true);
+    // A finished job keeps no actors (a learner holds its model's memory until stopped).
+    expect(await jobActors('job-1')).toEqual([]);
   }, 180_000);
 
   it('continues from the last checkpoint when the trainer is restarted mid-job', async () => {
@@ -140,6 +148,8 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     expect(after.map((e) => e.step)).toEqual(
       Array.from({ length: 3 - resumed!.step }, (_, i) => resumed!.step + i + 1),
     );
+    // The restart reused the job's actors (the resume above depends on it); the end of the job stopped them.
+    expect(await jobActors('job-2')).toEqual([]);
   }, 180_000);
 
   it('refuses a second trainer on the outputs of a running one, even from another actor system', async () => {
@@ -187,6 +197,7 @@ describe('TrainerActor (train job through rollout actors, sandbox tools and the 
     expect(first.state).toBe('running');
     await system.ask('trainer/job-3', { v: 1, type: 'trainer.cancel' });
     expect((await waitForEnd('trainer/job-3')).state).toBe('cancelled');
+    expect(await jobActors('job-3')).toEqual([]);
     const events = (await readFile(metrics, 'utf8'))
       .trim()
       .split('\n')

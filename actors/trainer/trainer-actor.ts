@@ -1,15 +1,17 @@
 /**
  * TrainerActor: runs one `train` job. At spawn it validates the config, then in the background sets up the
  * job's actors (parameter server, data-parallel learners on GPU nodes when there are any, rollout workers),
- * serves the policy to the rollout workers (policy-server.ts), runs the training loop (trainer.ts) and tears
- * down what it started in-process (the policy server; job actors stay until the runtime gives actors a way
- * to stop their peers, and are named per job so the next job does not collide). Progress is a
+ * serves the policy to the rollout workers (policy-server.ts), runs the training loop (trainer.ts) and, once
+ * the job is over (succeeded, failed or cancelled), stops what it started: the policy server and the job's
+ * actors, so a finished job holds no learner memory. An incarnation stopped by supervision leaves the job's
+ * actors running for its restarted successor to reuse. Progress is a
  * `trainer.status` ask away; metrics go to outputs/<name>/metrics.jsonl and the node's dr_train_* gauges.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { checkpointDirOf, outputDirOf, parseTrainConfig, type TrainConfig } from '../../config/train.ts';
+import type { Logger } from '../../config/log.ts';
 import {
   ActorErrorCode,
   type Actor,
@@ -27,12 +29,14 @@ import type { RolloutDone, RolloutFailed } from '../rollout/protocol.ts';
 import { ActorRolloutSource } from './actor-rollout-source.ts';
 import { gaugeSink, jsonlSink, type TrainEvent } from './metrics.ts';
 import { PolicyServer } from './policy-server.ts';
-import { TRAINER_PROTOCOL, type TrainerArgs, type TrainerStatus } from './protocol.ts';
+import { TRAINER_PROTOCOL, type TrainerArgs, type TrainerState, type TrainerStatus } from './protocol.ts';
 import type { Question } from './rollout-source.ts';
 import { runTraining } from './trainer.ts';
 
 class TrainerActor implements Actor {
   private readonly abort = new AbortController();
+  /** Set by `trainer.cancel` (the job ends) as opposed to a supervision stop (a restart follows). */
+  private cancelRequested = false;
   private source: ActorRolloutSource | null = null;
   readonly status: TrainerStatus;
 
@@ -63,6 +67,7 @@ class TrainerActor implements Actor {
       case 'trainer.status':
         return this.status;
       case 'trainer.cancel':
+        this.cancelRequested = true;
         this.abort.abort();
         return { cancelled: this.status.state === 'running' || this.status.state === 'starting' };
       default:
@@ -85,6 +90,7 @@ class TrainerActor implements Actor {
 
   async run(ctx: ActorContext): Promise<void> {
     const cleanup: (() => Promise<unknown>)[] = [];
+    const jobActors: string[] = [];
     const ask: AskFn = (t, m, o) => ctx.ask(t, m, o);
     const log = ctx.log.child({ job: this.args.jobId });
     // Stopped before its loop began (a spawn that lost a name race, or a restart that came while this
@@ -93,6 +99,9 @@ class TrainerActor implements Actor {
       this.status.state = 'cancelled';
       return;
     }
+    // The terminal state is reported only once the job's actors are stopped, so a caller that sees it can
+    // count on the job holding nothing.
+    let outcome: TrainerState = 'failed';
     try {
       const cfg = this.config;
       const job = this.args.jobId;
@@ -112,6 +121,7 @@ class TrainerActor implements Actor {
         args: { checkpointDir: checkpointDirOf(cfg), keepCheckpoints: cfg.checkpoint.keep },
         placement: { kind: 'local' },
       }));
+      jobActors.push(paramsName);
 
       const group = `learner/${job}`;
       const learners = await LearnerGroup.spawn((s) => spawnOrReuse(ctx, s), ask, {
@@ -127,6 +137,7 @@ class TrainerActor implements Actor {
         },
         paramServer: paramsName,
       });
+      jobActors.push(...learners.actorNames());
       log.info({ devices: learners.devices }, 'learners placed');
 
       const { loadCheckpoint } = await import('../../runtime/model/checkpoint.ts');
@@ -156,6 +167,7 @@ class TrainerActor implements Actor {
           placement: { kind: 'spread' },
         });
         workers.push(name);
+        jobActors.push(name);
       }
       this.source = new ActorRolloutSource(ask, {
         jobId: job,
@@ -203,17 +215,19 @@ class TrainerActor implements Actor {
         },
         { resume: this.args.resume === true || restarted },
       );
-      this.status.state = 'succeeded';
+      outcome = 'succeeded';
       log.info({ validation: summary.validation, version: summary.version }, 'training finished');
     } catch (err) {
       const cancelled = this.abort.signal.aborted;
-      this.status.state = cancelled ? 'cancelled' : 'failed';
+      outcome = cancelled ? 'cancelled' : 'failed';
       this.status.error = isDrError(err)
         ? { code: err.code, message: err.message }
         : { code: 'TRAIN_FAILED', message: String(err) };
       if (!cancelled) log.error({ err: this.status.error }, 'training failed');
     } finally {
       for (const c of cleanup.reverse()) await c().catch(() => undefined);
+      if (!this.abort.signal.aborted || this.cancelRequested) await stopJobActors(ctx, jobActors, log);
+      this.status.state = outcome;
     }
   }
 
@@ -269,6 +283,17 @@ function policyDir(cfg: TrainConfig): string {
     'TRAIN_BAD_CONFIG',
     'policy "bigram" only trains the toy task of the trainer tests; use "embedded" or "qwen2" for research agents',
   );
+}
+
+/** Stops the job's actors, last spawned first (rollout workers before the learners they feed). An actor that
+ * is already gone is not an error: its node may have left with it. */
+async function stopJobActors(ctx: ActorContext, names: readonly string[], log: Logger): Promise<void> {
+  for (const name of [...names].reverse()) {
+    await ctx.stopActor(name).catch((err: unknown) => {
+      log.warn({ actor: name, err: isDrError(err) ? err.code : String(err) }, 'could not stop a job actor');
+    });
+  }
+  log.info({ actors: names.length }, 'job actors stopped');
 }
 
 /** Spawns `spec`; false when an actor of that name already runs (it is reused as is). */
