@@ -1,7 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Actor, ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
-import type { RolloutCancel, RolloutDone, RolloutStart, RolloutStartReply } from '../rollout/protocol.ts';
+import type {
+  RolloutCancel,
+  RolloutDone,
+  RolloutStart,
+  RolloutStartReply,
+  RolloutStatus,
+  RolloutStatusReply,
+} from '../rollout/protocol.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
 import { ActorRolloutSource } from './actor-rollout-source.ts';
 
@@ -14,7 +21,11 @@ const cancels: RolloutCancel[] = [];
 function recordingWorker(): Actor {
   return {
     receive(raw: unknown): unknown {
-      const msg = raw as RolloutStart | RolloutCancel;
+      const msg = raw as RolloutStart | RolloutCancel | RolloutStatus;
+      if (msg.type === 'rollout.status') {
+        const reply: RolloutStatusReply = { v: 1, type: 'rollout.status.reply', running: [] };
+        return reply;
+      }
       if (msg.type === 'rollout.cancel') {
         cancels.push(msg);
         return { v: 1, type: 'rollout.cancel.reply', cancelled: 0 };
@@ -32,10 +43,10 @@ afterEach(async () => {
   cancels.length = 0;
 });
 
-function sourceOf(signal: AbortSignal, workerCheckMs?: number): ActorRolloutSource {
+function sourceOf(signal: AbortSignal, workerCheckMs?: number, workers = ['worker/0']): ActorRolloutSource {
   return new ActorRolloutSource((t, m, o) => system.ask(t, m, o), {
     jobId: 'job-r',
-    workers: ['worker/0'],
+    workers,
     replyTo: 'trainer/job-r',
     policy: { kind: 'completions', baseURL: 'http://127.0.0.1:9/v1', model: 'm' },
     settings: { maxTurns: 1, maxTokensPerTurn: 8, temperature: 1, topP: 1, date: '2026-01-01' },
@@ -45,8 +56,8 @@ function sourceOf(signal: AbortSignal, workerCheckMs?: number): ActorRolloutSour
   });
 }
 
-function done(start: RolloutStart, reward: number): RolloutDone {
-  const unit = start.units[0]!;
+function done(start: RolloutStart, reward: number, unitIndex = 0): RolloutDone {
+  const unit = start.units[unitIndex]!;
   const trajectory = {
     id: `${unit.questionId}#${unit.sample}`,
     questionId: unit.questionId,
@@ -104,7 +115,35 @@ describe('ActorRolloutSource', () => {
     expect(rollouts.map((r) => r.reward)).toEqual([1]);
   });
 
-  it('fails a batch whose worker is gone instead of waiting for its trajectories', async () => {
+  it("sends a gone worker's outstanding units to another worker and counts a late duplicate once", async () => {
+    system = createActorSystem({ kinds: new Map([['worker', () => recordingWorker()]]) });
+    for (const name of ['worker/0', 'worker/1']) await system.spawn({ kind: 'worker', name });
+    const source = sourceOf(new AbortController().signal, 50, ['worker/0', 'worker/1']);
+    const batch = source.run([{ id: 'q1', question: 'who?', groundTruth: 'me' }], 4, {
+      seed: 1,
+      purpose: 'train',
+    });
+    await until(() => starts.length === 2);
+    // Units are dealt in turn: worker/0 has samples 0 and 2, worker/1 samples 1 and 3.
+    const lost = starts.find((s) => s.units[0]?.sample === 0)!;
+    const kept = starts.find((s) => s.units[0]?.sample === 1)!;
+    // worker/0 finishes sample 0, then goes away with sample 2.
+    source.deliver(done(lost, 0.5, 0));
+    await system.stopActor('worker/0');
+    await until(() => starts.length === 3);
+    const resent = starts[2]!;
+    expect(resent.jobId).not.toBe(lost.jobId);
+    expect(resent.units.map((u) => u.sample)).toEqual([2]);
+    // Sample 0 arrives a second time (a slow worker's late report): it counts once.
+    source.deliver(done(lost, 0.5, 0));
+    source.deliver(done(kept, 0.1, 0));
+    source.deliver(done(kept, 0.2, 1));
+    source.deliver(done(resent, 0.9, 0));
+    const rollouts = await batch;
+    expect(rollouts.map((r) => r.reward).sort()).toEqual([0.1, 0.2, 0.5, 0.9]);
+  });
+
+  it('fails a batch whose units no worker of the job can take', async () => {
     system = createActorSystem({ kinds: new Map([['worker', () => recordingWorker()]]) });
     await system.spawn({ kind: 'worker', name: 'worker/0' });
     const batch = sourceOf(new AbortController().signal, 50).run(

@@ -4,9 +4,14 @@
  * `rollout.done` tell and is handed to `deliver`. Trajectories are scored by the rollout actors (the
  * DeepResearcher F1 reward); the weight version stamped on each is the one the policy server served for the
  * whole batch.
+ *
+ * A worker that is gone mid-batch (its node died, or it was stopped) does not lose the batch: its outstanding
+ * units are sent again, to another worker of the job or to its own re-spawned incarnation, and a trajectory
+ * that arrives twice (from a worker that was only slow) counts once.
  */
 import { randomBytes } from 'node:crypto';
 import { DrError, isDrError } from '../../config/errors.ts';
+import type { Logger } from '../../config/log.ts';
 import { ActorErrorCode } from '../../runtime/actor.ts';
 import {
   ROLLOUT_PROTOCOL_VERSION,
@@ -31,20 +36,32 @@ export interface ActorRolloutSourceOptions {
   settings: Omit<RolloutSettingsWire, 'temperature'> & { temperature: number };
   /** Called before a batch starts; returns the weight version the batch is sampled with. */
   beforeBatch: () => Promise<number>;
-  /** A batch that has not finished after this long fails (a lost worker's units are not re-run here). */
+  /** A batch that has not finished after this long fails. */
   batchTimeoutMs?: number;
-  /** How often a waiting batch checks that its workers are still there (a lost worker fails the batch). */
+  /** How often a waiting batch checks that its workers are still there (a lost worker's units are re-sent). */
   workerCheckMs?: number;
+  /** Re-sends of lost units a batch may make before it fails with TRAIN_ROLLOUT_WORKER_LOST (default 8). */
+  maxResends?: number;
   /** Aborting fails the batches in flight (the trainer is stopping). */
   signal?: AbortSignal;
+  /** Where re-sends of a lost worker's units are reported. */
+  log?: Logger;
 }
 
 interface Batch {
   expected: number;
   done: Trajectory[];
+  /** `questionId#sample` of every trajectory counted, so a re-sent unit's second arrival is ignored. */
+  seen: Set<string>;
+  /** The units each worker was last given. */
+  assigned: Map<string, WorkUnit[]>;
+  /** This batch's ids on the workers: the first, then one per re-send. */
+  ids: string[];
   resolve: () => void;
   reject: (e: Error) => void;
 }
+
+const unitKey = (questionId: string, sample: number): string => `${questionId}#${sample}`;
 
 export class ActorRolloutSource implements RolloutSource {
   private readonly batches = new Map<string, Batch>();
@@ -72,6 +89,9 @@ export class ActorRolloutSource implements RolloutSource {
       );
       return;
     }
+    const key = unitKey(msg.trajectory.questionId, msg.trajectory.sample);
+    if (b.seen.has(key)) return;
+    b.seen.add(key);
     b.done.push(msg.trajectory);
     if (b.done.length >= b.expected) b.resolve();
   }
@@ -97,6 +117,9 @@ export class ActorRolloutSource implements RolloutSource {
     const batch: Batch = {
       expected: units.length,
       done: [],
+      seen: new Set(),
+      assigned: new Map(),
+      ids: [jobId],
       resolve: () => undefined,
       reject: () => undefined,
     };
@@ -112,9 +135,11 @@ export class ActorRolloutSource implements RolloutSource {
       batch.reject(new DrError('TRAIN_CANCELLED', 'the training job stopped during a rollout batch'));
       // Frees the workers for whatever runs next (e.g. the restarted trainer's own batches).
       for (const worker of this.options.workers) {
-        this.ask(worker, { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.cancel', jobId }).catch(
-          () => undefined,
-        );
+        for (const id of batch.ids) {
+          this.ask(worker, { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.cancel', jobId: id }).catch(
+            () => undefined,
+          );
+        }
       }
     };
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -130,22 +155,21 @@ export class ActorRolloutSource implements RolloutSource {
       this.options.batchTimeoutMs ?? 3_600_000,
     );
     const checkMs = this.options.workerCheckMs ?? 10_000;
+    const resending = new Set<string>();
     const check = setInterval(() => {
       for (const worker of this.options.workers) {
+        if (resending.has(worker)) continue;
         this.ask(
           worker,
           { v: ROLLOUT_PROTOCOL_VERSION, type: 'rollout.status', jobId },
           { timeoutMs: checkMs },
         ).catch((err: unknown) => {
-          // A busy worker may be slow to answer; only one that is gone loses the batch's trajectories.
-          if (!isDrError(err, ActorErrorCode.NOT_FOUND) && !isDrError(err, ActorErrorCode.NODE_DOWN)) return;
-          batch.reject(
-            new DrError(
-              'TRAIN_ROLLOUT_WORKER_LOST',
-              `rollout worker ${worker} is gone (${(err as DrError).code}) with trajectories of batch ${jobId}; ` +
-                'the job stops here instead of waiting for them: resubmit it with --resume once the node is back',
-            ),
-          );
+          // A busy worker may be slow to answer; only one that is gone has lost its units.
+          if (!isGone(err) || resending.has(worker)) return;
+          resending.add(worker);
+          this.resend(batch, worker, (err as DrError).code, settings)
+            .catch((e: unknown) => batch.reject(e as Error))
+            .finally(() => resending.delete(worker));
         });
       }
     }, checkMs);
@@ -155,16 +179,8 @@ export class ActorRolloutSource implements RolloutSource {
         workers.map((worker, w) => {
           const share = units.filter((_, i) => i % workers.length === w);
           if (share.length === 0) return Promise.resolve();
-          return this.ask<RolloutStartReply>(worker, {
-            v: ROLLOUT_PROTOCOL_VERSION,
-            type: 'rollout.start',
-            jobId,
-            units: share,
-            settings,
-            policy: this.options.policy,
-            schedule: 'async',
-            replyTo: this.options.replyTo,
-          });
+          batch.assigned.set(worker, share);
+          return this.start(worker, jobId, share, settings);
         }),
       );
       if (units.length > 0) await finished;
@@ -172,10 +188,72 @@ export class ActorRolloutSource implements RolloutSource {
       clearTimeout(timer);
       clearInterval(check);
       this.options.signal?.removeEventListener('abort', onAbort);
-      this.batches.delete(jobId);
+      for (const id of batch.ids) this.batches.delete(id);
     }
     return batch.done.map((t) => toScored(t, version));
   }
+
+  private start(worker: string, id: string, units: WorkUnit[], settings: RolloutSettingsWire) {
+    return this.ask<RolloutStartReply>(worker, {
+      v: ROLLOUT_PROTOCOL_VERSION,
+      type: 'rollout.start',
+      jobId: id,
+      units,
+      settings,
+      policy: this.options.policy,
+      schedule: 'async',
+      replyTo: this.options.replyTo,
+    });
+  }
+
+  /**
+   * Sends the units `lost` still owed to the first worker that takes them: the job's other workers in turn,
+   * then `lost` itself (supervision may have re-spawned it on a surviving node). Each re-send has its own
+   * batch id, so the worker that takes the units starts them whatever it already runs of this batch.
+   */
+  private async resend(
+    batch: Batch,
+    lost: string,
+    why: string,
+    settings: RolloutSettingsWire,
+  ): Promise<void> {
+    const owed = (batch.assigned.get(lost) ?? []).filter(
+      (u) => !batch.seen.has(unitKey(u.questionId, u.sample)),
+    );
+    if (owed.length === 0) return;
+    const limit = this.options.maxResends ?? 8;
+    const workers = this.options.workers;
+    const from = workers.indexOf(lost);
+    const candidates = [...workers.slice(from + 1), ...workers.slice(0, from), lost];
+    for (const worker of candidates) {
+      if (batch.ids.length > limit) break;
+      const id = `${batch.ids[0]!}~${batch.ids.length}`;
+      batch.ids.push(id);
+      this.batches.set(id, batch);
+      try {
+        await this.start(worker, id, owed, settings);
+      } catch (err) {
+        if (isGone(err)) continue;
+        throw err;
+      }
+      batch.assigned.set(lost, []);
+      batch.assigned.set(worker, [...(batch.assigned.get(worker) ?? []), ...owed]);
+      this.options.log?.warn(
+        { lost, why, to: worker, units: owed.length },
+        'rollout worker gone: units re-sent',
+      );
+      return;
+    }
+    throw new DrError(
+      'TRAIN_ROLLOUT_WORKER_LOST',
+      `rollout worker ${lost} is gone (${why}) with ${owed.length} trajectories of batch ${batch.ids[0]!}, and no ` +
+        'worker of the job took them; the job stops here: resubmit it with --resume once the nodes are back',
+    );
+  }
+}
+
+function isGone(err: unknown): boolean {
+  return isDrError(err, ActorErrorCode.NOT_FOUND) || isDrError(err, ActorErrorCode.NODE_DOWN);
 }
 
 function toScored(t: Trajectory, version: number): ScoredRollout {

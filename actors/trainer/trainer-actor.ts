@@ -184,6 +184,7 @@ class TrainerActor implements Actor {
         },
         beforeBatch: () => server.refresh(),
         signal: this.abort.signal,
+        log,
       });
 
       const fenced = (e: TrainEvent): void => {
