@@ -7,7 +7,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateWorld, startSandboxServer, type SandboxServer } from '../sandbox/index.ts';
 import { connectClient, type ClusterClient } from '../../runtime/client.ts';
 import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
@@ -291,7 +291,7 @@ describe('jobs on a real cluster', () => {
         outputDir: out,
       }),
     );
-    const run = await runDr([
+    const running = runDr([
       'submit',
       'train',
       '--config',
@@ -300,6 +300,20 @@ describe('jobs on a real cluster', () => {
       '--head',
       `127.0.0.1:${port}`,
     ]);
+    // While the job runs, its rollout workers are spread over the worker nodes and the trainer is on the head.
+    const c = await connect();
+    let placed: { path: string; node: number }[] = [];
+    await vi.waitUntil(
+      async () => {
+        placed = (await c.status()).actors;
+        return placed.filter((a) => a.path.startsWith('rollout/job-')).length === 2;
+      },
+      { timeout: 120_000, interval: 200 },
+    );
+    const rollouts = placed.filter((a) => a.path.startsWith('rollout/job-'));
+    expect(new Set(rollouts.map((a) => a.node))).toEqual(new Set([1, 2]));
+    expect(placed.find((a) => a.path.startsWith('trainer/job-'))?.node).toBe(0);
+    const run = await running;
     expect(run.stderr).not.toContain('dr:');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/job-\S+ succeeded/);
@@ -313,10 +327,9 @@ describe('jobs on a real cluster', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as TrainEvent);
     expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2]);
-    const status = await (await connect()).status();
-    const rollouts = status.actors.filter((a) => a.path.startsWith('rollout/job-'));
-    expect(new Set(rollouts.map((a) => a.node))).toEqual(new Set([1, 2]));
-    expect(status.actors.find((a) => a.path.startsWith('trainer/job-'))?.node).toBe(0);
+    // The finished job keeps no actors on the workers.
+    const left = (await c.status()).actors.map((a) => a.path);
+    expect(left.filter((p) => /^(rollout|learner|params)\/job-/.test(p))).toEqual([]);
 
     // A config the schema refuses never reaches the cluster.
     await writeFile(configFile, JSON.stringify({ name: 'bad', steps: 0 }));
