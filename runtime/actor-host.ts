@@ -7,6 +7,12 @@
  * With `maxConcurrency` N > 1 a DRAIN starts receives without awaiting them, up to N in flight; each one
  * settles its own reply when it finishes and frees a place. A receive that rejects later is handed back to
  * nact as a crash on the next DRAIN, so every failure goes through the same supervision path.
+ *
+ * An ask that arrives from the wire for an idle actor is drained at once, in the callback of the frame that
+ * carried it, instead of on nact's next turn, so its reply leaves in that same callback: on a busy two-core
+ * host the serving process is often preempted between reading an ask and writing its reply, and the shorter
+ * that window the fewer asks wait out a preemption (measured in cluster/README.md). A receive that fails
+ * there is raised through nact like a concurrent one, so supervision is unchanged.
  */
 import nact from 'nact';
 import { DrError } from '../config/errors.ts';
@@ -77,8 +83,9 @@ interface Slot {
   readonly inFlight: Set<Delivery>;
   /** Bumped at every restart: a late outcome of an earlier incarnation is dropped. */
   generation: number;
-  /** A concurrent receive that rejected, waiting for the next DRAIN to raise it to supervision. */
-  failure: { d: Delivery; err: unknown } | undefined;
+  /** A receive that failed outside a nact turn (a concurrent one, or one drained at once), waiting for the
+   * next DRAIN to raise it to supervision. */
+  failure: { d: Delivery | undefined; err: unknown } | undefined;
   /** Asks not answered yet; failed with ACTOR_STOPPED when the actor is removed. An ask that timed out stays
    * here until its message is handled (bounded by the mailbox capacity plus maxConcurrency). An outcome
    * settles a reply only while its delivery is still here, so each reply is settled exactly once. */
@@ -230,9 +237,10 @@ export class ActorHost {
   /**
    * An ask without a promise or a timer: the outcome goes straight to `reply` (the node runtime answers a
    * remote ask on its link this way; the asker keeps the clock). Fails `reply` when there is no such actor,
-   * its mailbox is full, or it is removed before answering.
+   * its mailbox is full, or it is removed before answering. With `now` (an ask from the wire), an idle actor
+   * starts on it before this returns, and its reply is settled in this callback or its promise jobs.
    */
-  askWith(name: string, msg: unknown, reply: Reply): void {
+  askWith(name: string, msg: unknown, reply: Reply, now = false): void {
     const slot = this.slots.get(name);
     if (slot === undefined) {
       reply.reject(notFound(name, this.opts.rank));
@@ -241,7 +249,7 @@ export class ActorHost {
     const d: Delivery = { msg, reply };
     slot.pending.add(d);
     try {
-      this.deliver(slot, d);
+      this.deliver(slot, d, now);
     } catch (err) {
       settle(slot, d, false, err);
     }
@@ -280,7 +288,7 @@ export class ActorHost {
    * at a time per actor and supervises it; a DRAIN handles up to DRAIN_BATCH deliveries, so a burst costs
    * one scheduler turn instead of one per message.
    */
-  private deliver(slot: Slot, d: Delivery): void {
+  private deliver(slot: Slot, d: Delivery, now = false): void {
     const queued = slot.inbox.length - slot.head;
     if (queued >= this.capacity) {
       throw new DrError(
@@ -289,10 +297,12 @@ export class ActorHost {
       );
     }
     slot.inbox.push(d);
-    this.kick(slot);
+    this.kick(slot, now);
   }
 
-  private kick(slot: Slot): void {
+  /** Make sure the inbox gets drained: on nact's next turn, or with `now` in this callback (the same drain
+   * loop, run outside nact; anything that arrives while it runs queues behind it, as in a nact turn). */
+  private kick(slot: Slot, now = false): void {
     if (slot.scheduled) return;
     if (
       slot.failure === undefined &&
@@ -300,7 +310,19 @@ export class ActorHost {
     )
       return;
     slot.scheduled = true;
-    nact.dispatch(slot.ref as nact.Ref<Drain>, DRAIN);
+    if (!now || slot.failure !== undefined) {
+      nact.dispatch(slot.ref as nact.Ref<Drain>, DRAIN);
+      return;
+    }
+    const generation = slot.generation;
+    this.handle(slot).then(undefined, (err: unknown) => {
+      if (slot.generation !== generation) return;
+      // The receive being handled failed: hand it to nact, whose next DRAIN raises it to supervision.
+      slot.failure = { d: slot.current, err };
+      slot.current = undefined;
+      slot.scheduled = false;
+      this.kick(slot);
+    });
   }
 
   private take(slot: Slot): Delivery | undefined {

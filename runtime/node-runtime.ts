@@ -445,9 +445,10 @@ export class NodeRuntime extends EventEmitter<NodeRuntimeEvents> implements Acto
     const t = args[1];
     const timeoutMs = typeof t === 'number' && t > 0 ? t : this.askTimeoutMs;
     const answer = new LinkReply(link, this.rank, env.cid);
-    // The hot path: an actor hosted here answers straight onto the link (no promise; the asker times it).
+    // The hot path: an actor hosted here answers straight onto the link (no promise; the asker times it),
+    // and an idle one before this frame's callback ends.
     if (!env.target.startsWith('$') && this.host.has(env.target)) {
-      this.host.askWith(env.target, msg, answer);
+      this.host.askWith(env.target, msg, answer, true);
       return;
     }
     let p: Promise<unknown>;
