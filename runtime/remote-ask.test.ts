@@ -96,6 +96,30 @@ describe('remote asks', () => {
     });
   });
 
+  it('settles each ask once when one timing out makes another settle before its own expiry runs', async () => {
+    const link = await connect();
+    const asks = wire(link);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const outcomes: string[][] = [[], []];
+    const record = (i: number) => ({
+      resolve: () => outcomes[i]?.push('reply'),
+      reject: (e: unknown) => outcomes[i]?.push(isDrError(e) ? e.code : 'other'),
+    });
+    // Both come due in the same tick; the first one's failure handler fails what else is on the link (as
+    // a retry that finds the node gone would), so the second is settled before its expiry is reached.
+    asks.send(link, 1, 'silent', 0, 100, {
+      ...record(0),
+      reject: (e) => {
+        record(0).reject(e);
+        asks.failLink(link, new DrError('ACTOR_NODE_DOWN', 'gone'));
+      },
+    });
+    asks.send(link, 1, 'silent', 1, 100, record(1));
+    await vi.advanceTimersByTimeAsync(120);
+    expect(outcomes).toEqual([['ACTOR_ASK_TIMEOUT'], ['ACTOR_NODE_DOWN']]);
+    expect(asks.size).toBe(0);
+  });
+
   it('fails asks in flight with the given error when their link closes, and not again at their deadline', async () => {
     const link = await connect();
     const asks = wire(link);

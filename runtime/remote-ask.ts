@@ -74,7 +74,9 @@ export class PendingAsks {
   }
 
   private expire(p: PendingAsk): void {
-    this.pending.delete(p.cid);
+    // The queue hands over every entry due in one tick before expiring any; settling one of them (a
+    // failure handler that fails its link, say) can settle another of them first, which then must stay settled.
+    if (!this.pending.delete(p.cid)) return;
     p.reply.reject(
       new DrError(
         ActorErrorCode.ASK_TIMEOUT,
