@@ -10,8 +10,12 @@
  *   1:1 calls        asks/s one at a time (like Ray's 1_1_actor_calls_sync) and with 256 in flight (like
  *                    its 1_1_actor_calls_async).
  *
- * Both senders respect backpressure the same way (wait while more than 8 MiB is queued).
- * Usage: npm run bench:cluster [-- --small 200000 --large 40000 --asks 10000 --rate 5000 --rounds 3]
+ * Both senders respect backpressure the same way (wait while more than 8 MiB is queued). Before the
+ * measured asks each stack answers `--warmup` asks at the offered rate: V8 keeps compiling the ask path with
+ * TurboFan for the first ~10,000 asks, on background threads that take a core for 1-12 ms per function,
+ * and on two cores that shows up as ask stalls of about 3 ms (the actor path has more code to compile than
+ * raw ws + msgpackr, so a short warm-up favours raw).
+ * Usage: npm run bench:cluster [-- --small 200000 --large 40000 --asks 10000 --rate 5000 --warmup 20000 --rounds 3]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -218,6 +222,7 @@ async function main(): Promise<void> {
       large: { type: 'string', default: '40000' },
       asks: { type: 'string', default: '10000' },
       rate: { type: 'string', default: '5000' },
+      warmup: { type: 'string', default: '20000' },
       rounds: { type: 'string', default: '3' },
     },
   });
@@ -229,13 +234,14 @@ async function main(): Promise<void> {
     await actorPeerMain(Number(values['actor-peer']));
     return;
   }
-  const [nSmall, nLarge, nAsks, rate, rounds] = [
+  const [nSmall, nLarge, nAsks, rate, nWarmup, rounds] = [
     values.small,
     values.large,
     values.asks,
     values.rate,
+    values.warmup,
     values.rounds,
-  ].map(Number) as [number, number, number, number, number];
+  ].map(Number) as [number, number, number, number, number, number];
   const small = { op: 'add', n: 1 };
   const large = { op: 'echo', value: randomBytes(4_096) };
 
@@ -247,10 +253,12 @@ async function main(): Promise<void> {
     for (const key of r % 2 === 0 ? (['raw', 'actor'] as const) : (['actor', 'raw'] as const)) {
       const s = await makers[key]();
       await measureTells(s, 20_000, small);
-      await measureAsks(s, 1_000, rate);
+      const tellSmall = await measureTells(s, nSmall, small);
+      const tellLarge = await measureTells(s, nLarge, large);
+      await measureAsks(s, nWarmup, rate);
       runs[key].push({
-        tellSmall: await measureTells(s, nSmall, small),
-        tellLarge: await measureTells(s, nLarge, large),
+        tellSmall,
+        tellLarge,
         ask: await measureAsks(s, nAsks, rate),
         callsSync: await measureCalls(s, 5_000, 1),
         callsAsync: await measureCalls(s, 20_000, 256),
@@ -288,7 +296,7 @@ async function main(): Promise<void> {
   const callRow = (name: string, r: number, a: number) =>
     `${name.padEnd(28)} raw ${fmt(r).padStart(9)} /s      actor ${fmt(a).padStart(9)} /s      ratio ${(a / r).toFixed(2)}`;
   console.log(
-    `cluster benchmark: 2 processes on loopback, node ${process.version}, ${(await detectResources({ gpuIds: [] })).cpus} CPUs, median of ${rounds} rounds, load average ${loadavg()
+    `cluster benchmark: 2 processes on loopback, node ${process.version}, ${(await detectResources({ gpuIds: [] })).cpus} CPUs, median of ${rounds} rounds, ${nWarmup} warm-up asks, load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} (other processes compete for the same cores)`,
   );
