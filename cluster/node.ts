@@ -478,6 +478,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       headers: this.headers(),
       maxPayload: 2 * this.cfg.maxFrameBytes,
       perMessageDeflate: false,
+      // ws waits forever for an opening handshake by default: a dial to a host that accepted the TCP
+      // connection but never answers (a node frozen or dying) would hold the link, and the asks queued on
+      // it, past the failure detector. Give up after the time that declares a node down.
+      handshakeTimeout: this.cfg.downAfterMs,
       ...(tls?.ca !== undefined ? { ca: readFileSync(tls.ca) } : {}),
     };
   }

@@ -1,6 +1,6 @@
 /** `dr` node start-up: failures stop the process naming the setting and the fix; the dashboard and log files. */
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,39 @@ describe('dr node start-up errors', () => {
     ]);
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/CLUSTER_HEAD_UNREACHABLE: cannot reach the head .* Fix: start it first/);
+  });
+
+  it('stops with CLUSTER_HEAD_UNREACHABLE when the head accepts connections but never answers', async () => {
+    // A frozen host: TCP connects, the WebSocket handshake never completes.
+    const sockets: Socket[] = [];
+    const silent = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const out = await runDr([
+        'worker',
+        '--head',
+        `127.0.0.1:${port}`,
+        '--rank',
+        '1',
+        '--listen-host',
+        '127.0.0.1',
+        '--heartbeat-ms',
+        '100',
+        '--suspect-after-ms',
+        '250',
+        '--down-after-ms',
+        '500',
+        '--join-timeout-ms',
+        '1000',
+      ]);
+      expect(out.code).toBe(1);
+      expect(out.stderr).toMatch(/CLUSTER_HEAD_UNREACHABLE/);
+      expect(sockets.length).toBeGreaterThan(1);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
   });
 
   it('stops without a token, pointing at DR_CLUSTER_TOKEN and .dr-token', async () => {
