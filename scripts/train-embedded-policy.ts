@@ -2,19 +2,22 @@
  * Produces the embedded policy's weights (runtime/model/embedded/): a supervised warm start of the small
  * Qwen2 (runtime/model/embedded.ts) on expert trajectories from the sandbox world (actors/sandbox).
  *
- * The expert, for a single-hop training question whose answer is in a top search snippet: think, call
- * web_search with the question's key words, read the results, answer with the value from the snippet. The
- * conversations use the rollout's own system prompt and tool-response format (actors/rollout,
- * actors/search), rendered with the Qwen2.5 chat template, and the loss covers the assistant turns only.
- * Everything is seeded and runs in a fixed order on a fixed thread count, so a run reproduces the same
- * weights. Tool responses carry the top 5 results (the rollout default is 10) to keep sequences short
- * enough to train on 2 CPU cores.
+ * The experts, for training questions whose every hop shows in a top-3 search snippet: think, call
+ * web_search with the question's key words, then for each further hop search the entity found with the words
+ * of the fact it needs next, and answer with the value from the last snippet. With `--browse-demos N`, also N
+ * single-hop questions whose answer is only on the subject's page: search, read that page with the real
+ * browse tool (the sandbox served over HTTP, the extractive reader), answer from what it returned. The
+ * conversations use the rollout's own system prompt and tool-response formats (actors/rollout,
+ * actors/search, actors/browse), rendered with the Qwen2.5 chat template, and the loss covers the assistant
+ * turns only. Everything is seeded and runs in a fixed order on a fixed thread count. Search responses carry
+ * the top 5 results (the rollout default is 10) to keep sequences short enough for this model.
  *
  *   npx tsx scripts/train-embedded-policy.ts [--steps 600] [--out runtime/model/embedded] [--eval 40]
  *
- * The same data can be trained on a GPU with PyTorch instead (scripts/train-embedded-policy-torch.py):
+ * The same data can be trained on a GPU with PyTorch instead (scripts/train-embedded-policy-torch.py;
+ * the commands that made the shipped weights are in runtime/model/embedded/README.md):
  *
- *   npx tsx scripts/train-embedded-policy.ts --worlds 12 --init runtime/model/embedded --export .gpu-train
+ *   npx tsx scripts/train-embedded-policy.ts --worlds 20 --browse-demos 1600 --init DIR --export .gpu-train
  *   npx tsx scripts/train-embedded-policy.ts --init DIR --evaluate-only   # held-out score of DIR's weights
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
@@ -34,6 +37,12 @@ import { initialMessages, type Message } from '../actors/rollout/prompt.ts';
 import { parseTurn } from '../actors/rollout/parser.ts';
 import { formatAndF1 } from '../actors/rollout/reward.ts';
 import { formatSearchResponse } from '../actors/search/search-format.ts';
+import { formatBrowseResponse } from '../actors/browse/browse-format.ts';
+import { BrowseService } from '../actors/browse/browse-service.ts';
+import { DocumentStore } from '../actors/browse/document-store.ts';
+import { PageFetcher } from '../actors/browse/page-fetcher.ts';
+import { UrlPolicy } from '../actors/browse/url-safety.ts';
+import { startSandboxServer } from '../actors/sandbox/server.ts';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../runtime/model/checkpoint.ts';
 import { EMBEDDED_CONFIG, EMBEDDED_DIR, writeEmbeddedTokenizer } from '../runtime/model/embedded.ts';
 import { Policy } from '../runtime/model/policy.ts';
@@ -54,6 +63,11 @@ const opts = new Command()
     '--worlds <n>',
     'training questions come from sandbox worlds with seeds 1..n (dev questions: seed 1)',
     '1',
+  )
+  .option(
+    '--browse-demos <n>',
+    'also this many browse experts: single-hop questions whose answer is only on the page (worlds 1, 2, ...)',
+    '0',
   )
   .option('--init <dir>', 'start from this checkpoint instead of seeded random weights')
   .option('--evaluate-only', 'evaluate the initial weights on the dev questions and exit')
@@ -97,7 +111,7 @@ function keywords(question: string): string {
     .join(' ');
 }
 
-function search(index: SearchIndex, query: string): string {
+function search(index: SearchIndex, query: string, base = BASE_URL): string {
   const page = index.search(query, TOP_K, 1);
   return formatSearchResponse({
     v: 1,
@@ -106,7 +120,7 @@ function search(index: SearchIndex, query: string): string {
       {
         query,
         cached: false,
-        hits: page.hits.map((h) => ({ title: h.title, url: BASE_URL + h.path, snippet: h.snippet })),
+        hits: page.hits.map((h) => ({ title: h.title, url: base + h.path, snippet: h.snippet })),
       },
     ],
   });
@@ -116,24 +130,106 @@ function searchCall(query: string): string {
   return `<tool_call>${JSON.stringify({ name: 'web_search', arguments: { query: [query] } })}</tool_call>`;
 }
 
-/** The expert conversation, or null when the answer is not in the top three snippets. */
+/** What a follow-up query asks about an entity, per fact key of the sandbox's question templates. */
+const FACT_WORDS: Record<string, string> = {
+  birthCity: 'born city',
+  birthYear: 'born year',
+  occupation: 'occupation',
+  university: 'university',
+  country: 'country',
+  river: 'river',
+  foundedYear: 'founded year',
+  capital: 'capital',
+  currency: 'currency',
+  language: 'language',
+  continent: 'continent',
+  source: 'river source',
+  city: 'city',
+  founder: 'founder',
+  hq: 'headquarters',
+  industry: 'industry',
+  author: 'author',
+  year: 'published year',
+  genre: 'genre',
+};
+
+/** True when `value` shows in the first three results of a formatted search response. */
+function inTopThree(response: string, value: string): boolean {
+  return response.split('\n\n').slice(0, 3).join('\n\n').toLowerCase().includes(value.toLowerCase());
+}
+
+/**
+ * The expert conversation, or null when some hop's value is not in the top three snippets of its query.
+ * Hop 1 searches the question's key words; each further hop searches the entity found so far with the
+ * words of the fact it needs next, so multi-hop questions take one search per hop.
+ */
 function expert(index: SearchIndex, q: SandboxQuestion): Message[] | null {
-  const query = keywords(q.question);
-  const response = search(index, query);
+  const messages: Message[] = [...initialMessages(q.question, DATE)];
+  let thought = 'I need to look this up. I will search for the key words of the question.';
+  for (const [i, hop] of q.hops.entries()) {
+    const query =
+      i === 0 ? keywords(q.question) : `${q.hops[i - 1]!.value} ${FACT_WORDS[hop.fact] ?? hop.fact}`;
+    const response = search(index, query);
+    if (!inTopThree(response, hop.value)) return null;
+    messages.push({ role: 'assistant', content: `<think>${thought}</think>\n${searchCall(query)}` });
+    messages.push({ role: 'tool', content: response });
+    const next = q.hops[i + 1];
+    if (next) {
+      thought = `The search results say: ${hop.value}. That is not the answer yet: I still need the ${FACT_WORDS[next.fact] ?? next.fact} of ${hop.value}.`;
+    }
+  }
   const answer = q.answers[0]!;
-  const top = response.split('\n\n').slice(0, 3).join('\n\n');
-  if (!top.toLowerCase().includes(answer.toLowerCase())) return null;
+  messages.push({
+    role: 'assistant',
+    content: `<think>The search results say: ${answer}.</think>\n<answer>${answer}</answer>`,
+  });
+  return messages;
+}
+
+/**
+ * The browse expert, for a single-hop question whose answer is not in any snippet: search the key words,
+ * read the subject's page (a top-3 result) with the real browse tool (the sandbox served over HTTP, the
+ * extractive reader), answer from what it returns. Null when the page is not a top-3 result or the reader
+ * does not return the answer.
+ */
+async function browseExpert(
+  index: SearchIndex,
+  base: string,
+  browser: BrowseService,
+  q: SandboxQuestion,
+): Promise<Message[] | null> {
+  const hop = q.hops[0]!;
+  const query = keywords(q.question);
+  const response = search(index, query, base);
+  const url = base + hop.path;
+  if (!inTopThree(response, url)) return null;
+  const reply = await browser.browse({
+    v: 1,
+    type: 'browse_webpage',
+    urls: [url],
+    question: q.question,
+    subQuestion: query,
+    trajectoryId: q.id,
+  });
+  browser.forget(q.id);
+  const read = formatBrowseResponse(reply);
+  const answer = q.answers[0]!;
+  if (!read.toLowerCase().includes(answer.toLowerCase())) return null;
+  const call = { name: 'web_search', arguments: { query: [query] } };
+  const browse = { name: 'browse_webpage', arguments: { url_list: [url] } };
   return [
     ...initialMessages(q.question, DATE),
     {
       role: 'assistant',
-      content: `<think>I need to look this up. I will search for the key words of the question.</think>\n${searchCall(query)}`,
+      content: `<think>I need to look this up. I will search for the key words of the question.</think>\n<tool_call>${JSON.stringify(call)}</tool_call>`,
     },
     { role: 'tool', content: response },
     {
       role: 'assistant',
-      content: `<think>The search results say: ${answer}.</think>\n<answer>${answer}</answer>`,
+      content: `<think>The snippets do not give it. The page of the subject should: I will read it.</think>\n<tool_call>${JSON.stringify(browse)}</tool_call>`,
     },
+    { role: 'tool', content: read },
+    { role: 'assistant', content: `<think>The page says: ${answer}.</think>\n<answer>${answer}</answer>` },
   ];
 }
 
@@ -159,56 +255,112 @@ function encode(tokenizer: TextTokenizer, messages: Message[]): Example | null {
 }
 
 const tokenizer = await (async () => {
+  await mkdir(out, { recursive: true });
   await writeEmbeddedTokenizer(out);
   return loadTokenizer(out);
 })();
 const evalSandbox = await sandbox(1);
 const train: Example[] = [];
+const trainByHops = new Map<number, number>();
 for (let seed = 1; seed <= Number(opts.worlds); seed++) {
   const { world, index } = seed === 1 ? evalSandbox : await sandbox(seed);
-  for (const q of generateQuestions(world).filter((x) => x.hops.length === 1 && x.split === 'train')) {
+  for (const q of generateQuestions(world).filter((x) => x.split === 'train')) {
     const conversation = expert(index, q);
     const ex = conversation && encode(tokenizer, conversation);
-    if (ex) train.push(ex);
+    if (!ex) continue;
+    train.push(ex);
+    trainByHops.set(q.hops.length, (trainByHops.get(q.hops.length) ?? 0) + 1);
   }
   console.log(`world ${seed}: ${train.length} expert trajectories so far`);
 }
+const browseDemos = Number(opts.browseDemos);
+for (let seed = 1, made = 0; made < browseDemos && seed <= 50; seed++) {
+  const { world, index } = seed === 1 ? evalSandbox : await sandbox(seed);
+  const server = await startSandboxServer({ world });
+  const fetcher = new PageFetcher(new UrlPolicy({ allowHosts: ['127.0.0.1'] }));
+  const documents = new DocumentStore({ fetcher });
+  const browser = new BrowseService({ documents });
+  try {
+    const pool = generateQuestions(world).filter(
+      (x) => x.split === 'train' && x.hops.length === 1 && x.needsBrowse,
+    );
+    for (const q of pool) {
+      if (made >= browseDemos) break;
+      const conversation = await browseExpert(index, server.url, browser, q);
+      const ex = conversation && encode(tokenizer, conversation);
+      if (!ex) continue;
+      train.push(ex);
+      made++;
+    }
+  } finally {
+    documents.close();
+    await server.close();
+  }
+  console.log(`world ${seed}: ${made} browse expert trajectories so far`);
+}
+/** The first dev questions of world 1, every kind, as the training job's validation takes them. */
 const dev = generateQuestions(evalSandbox.world)
-  .filter((q) => q.hops.length === 1 && q.split === 'dev' && expert(evalSandbox.index, q) !== null)
+  .filter((q) => q.split === 'dev')
   .slice(0, Number(opts.eval));
-console.log(`expert trajectories: ${train.length} train; ${dev.length} dev questions for evaluation`);
+console.log(
+  `expert trajectories: ${train.length} train (by hops: ${JSON.stringify(Object.fromEntries(trainByHops))}); ${dev.length} dev questions for evaluation`,
+);
 
-/** Greedy two-turn rollouts on dev questions: share of well-formed trajectories and mean F1 reward. */
-async function evaluate(checkpoint: Checkpoint): Promise<{ formatOk: number; f1: number }> {
+interface Evaluation {
+  formatOk: number;
+  f1: number;
+  /** Mean F1 by number of hops ("1", "2", "3"). */
+  f1ByHops: Record<string, number>;
+  /** Mean web_search calls per trajectory. */
+  searches: number;
+}
+
+/**
+ * Greedy rollouts (up to 4 turns, as the embedded demo's) on dev questions, with search responses of the
+ * top 5; a browse call gets an error observation (this evaluation serves no pages). Returns the share of
+ * well-formed trajectories, mean F1 overall and by hop count, and searches per trajectory.
+ */
+async function evaluate(checkpoint: Checkpoint): Promise<Evaluation> {
   const policy = await Policy.fromCheckpoint(checkpoint, tokenizer, { intraOpThreads: threads });
   try {
     const convs = dev.map((q) => initialMessages(q.question, DATE));
     const solutions = dev.map(() => '');
-    for (let turn = 0; turn < 2; turn++) {
-      const prompts = convs.map((m) =>
-        tokenizer.encode(tokenizer.renderChat(m, { addGenerationPrompt: true })),
+    const open = new Set(dev.keys());
+    let searches = 0;
+    for (let turn = 0; turn < 4 && open.size > 0; turn++) {
+      const rows = [...open];
+      const outs = await policy.generate(
+        rows.map((i) => tokenizer.encode(tokenizer.renderChat(convs[i]!, { addGenerationPrompt: true }))),
+        { maxNewTokens: 96, temperature: 0, stop: ['</tool_call>', '</answer>'] },
       );
-      const outs = await policy.generate(prompts, {
-        maxNewTokens: 64,
-        temperature: 0,
-        stop: ['</tool_call>', '</answer>'],
-      });
-      outs.forEach((o, i) => {
+      outs.forEach((o, r) => {
+        const i = rows[r]!;
         solutions[i] += o.text;
         convs[i]!.push({ role: 'assistant', content: o.text });
         const parsed = parseTurn(o.text);
-        if (parsed.kind === 'tool_call' && parsed.call.name === 'web_search') {
-          convs[i]!.push({
-            role: 'tool',
-            content: search(evalSandbox.index, parsed.call.arguments.query.join(' ')),
-          });
+        if (parsed.kind !== 'tool_call') return open.delete(i);
+        if (parsed.call.name !== 'web_search') {
+          convs[i]!.push({ role: 'tool', content: 'The browse_webpage call failed: no pages here.' });
+          return;
         }
+        searches++;
+        convs[i]!.push({
+          role: 'tool',
+          content: search(evalSandbox.index, parsed.call.arguments.query.join(' ')),
+        });
       });
     }
     const scores = dev.map((q, i) => formatAndF1(solutions[i]!, q.answers.join('<|answer_split|>')));
+    const mean = (xs: number[]): number =>
+      xs.reduce((a, x) => a + Math.max(0, x), 0) / Math.max(1, xs.length);
+    const hops = [...new Set(dev.map((q) => q.hops.length))].sort();
     return {
       formatOk: scores.filter((s) => s >= 0).length / scores.length,
-      f1: scores.reduce((a, s) => a + Math.max(0, s), 0) / scores.length,
+      f1: mean(scores),
+      f1ByHops: Object.fromEntries(
+        hops.map((h) => [String(h), mean(scores.filter((_, i) => dev[i]!.hops.length === h))]),
+      ),
+      searches: searches / dev.length,
     };
   } finally {
     await policy.release();
