@@ -17,6 +17,18 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => busy.close(() => r())));
 
+/** `dr worker` rank 1 on loopback, joining the head at `port`. */
+const workerOf = (port: number, ...extra: string[]): string[] => [
+  'worker',
+  '--head',
+  `127.0.0.1:${port}`,
+  '--rank',
+  '1',
+  '--listen-host',
+  '127.0.0.1',
+  ...extra,
+];
+
 describe('dr node start-up errors', () => {
   it('stops on a non-numeric PET_NODE_RANK, naming the variable', async () => {
     const out = await runDr(['start'], {
@@ -41,17 +53,7 @@ describe('dr node start-up errors', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as { port: number }).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    const out = await runDr([
-      'worker',
-      '--head',
-      `127.0.0.1:${port}`,
-      '--rank',
-      '1',
-      '--listen-host',
-      '127.0.0.1',
-      '--join-timeout-ms',
-      '300',
-    ]);
+    const out = await runDr(workerOf(port, '--join-timeout-ms', '300'));
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/CLUSTER_HEAD_UNREACHABLE: cannot reach the head .* Fix: start it first/);
   });
@@ -63,23 +65,19 @@ describe('dr node start-up errors', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as { port: number }).port;
     try {
-      const out = await runDr([
-        'worker',
-        '--head',
-        `127.0.0.1:${port}`,
-        '--rank',
-        '1',
-        '--listen-host',
-        '127.0.0.1',
-        '--heartbeat-ms',
-        '100',
-        '--suspect-after-ms',
-        '250',
-        '--down-after-ms',
-        '500',
-        '--join-timeout-ms',
-        '1000',
-      ]);
+      const out = await runDr(
+        workerOf(
+          port,
+          '--heartbeat-ms',
+          '100',
+          '--suspect-after-ms',
+          '250',
+          '--down-after-ms',
+          '500',
+          '--join-timeout-ms',
+          '1000',
+        ),
+      );
       expect(out.code).toBe(1);
       expect(out.stderr).toMatch(/CLUSTER_HEAD_UNREACHABLE/);
       expect(sockets.length).toBeGreaterThan(1);
