@@ -338,7 +338,10 @@ async function evaluate(checkpoint: Checkpoint): Promise<Evaluation> {
         solutions[i] += o.text;
         convs[i]!.push({ role: 'assistant', content: o.text });
         const parsed = parseTurn(o.text);
-        if (parsed.kind !== 'tool_call') return open.delete(i);
+        if (parsed.kind !== 'tool_call') {
+          open.delete(i);
+          return;
+        }
         if (parsed.call.name !== 'web_search') {
           convs[i]!.push({ role: 'tool', content: 'The browse_webpage call failed: no pages here.' });
           return;
