@@ -126,9 +126,14 @@ function search(index: SearchIndex, query: string, base = BASE_URL): string {
   });
 }
 
-function searchCall(query: string): string {
-  return `<tool_call>${JSON.stringify({ name: 'web_search', arguments: { query: [query] } })}</tool_call>`;
+function toolCall(name: string, args: Record<string, string[]>): string {
+  return `<tool_call>${JSON.stringify({ name, arguments: args })}</tool_call>`;
 }
+
+const searchCall = (query: string): string => toolCall('web_search', { query: [query] });
+
+/** Every expert's first thought, before its first search. */
+const FIRST_THOUGHT = 'I need to look this up. I will search for the key words of the question.';
 
 /** What a follow-up query asks about an entity, per fact key of the sandbox's question templates. */
 const FACT_WORDS: Record<string, string> = {
@@ -165,7 +170,7 @@ function inTopThree(response: string, value: string): boolean {
  */
 function expert(index: SearchIndex, q: SandboxQuestion): Message[] | null {
   const messages: Message[] = [...initialMessages(q.question, DATE)];
-  let thought = 'I need to look this up. I will search for the key words of the question.';
+  let thought = FIRST_THOUGHT;
   for (const [i, hop] of q.hops.entries()) {
     const query =
       i === 0 ? keywords(q.question) : `${q.hops[i - 1]!.value} ${FACT_WORDS[hop.fact] ?? hop.fact}`;
@@ -215,18 +220,13 @@ async function browseExpert(
   const read = formatBrowseResponse(reply);
   const answer = q.answers[0]!;
   if (!read.toLowerCase().includes(answer.toLowerCase())) return null;
-  const call = { name: 'web_search', arguments: { query: [query] } };
-  const browse = { name: 'browse_webpage', arguments: { url_list: [url] } };
   return [
     ...initialMessages(q.question, DATE),
-    {
-      role: 'assistant',
-      content: `<think>I need to look this up. I will search for the key words of the question.</think>\n<tool_call>${JSON.stringify(call)}</tool_call>`,
-    },
+    { role: 'assistant', content: `<think>${FIRST_THOUGHT}</think>\n${searchCall(query)}` },
     { role: 'tool', content: response },
     {
       role: 'assistant',
-      content: `<think>The snippets do not give it. The page of the subject should: I will read it.</think>\n<tool_call>${JSON.stringify(browse)}</tool_call>`,
+      content: `<think>The snippets do not give it. The page of the subject should: I will read it.</think>\n${toolCall('browse_webpage', { url_list: [url] })}`,
     },
     { role: 'tool', content: read },
     { role: 'assistant', content: `<think>The page says: ${answer}.</think>\n<answer>${answer}</answer>` },
