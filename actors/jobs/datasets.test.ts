@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadDataset } from './datasets.ts';
 
-const SHARED = new URL('../../../shared/data/deepresearcher/', import.meta.url).pathname;
+const DATA = new URL('../../data/deepresearcher/', import.meta.url).pathname;
 
 describe('loadDataset', () => {
   it("reads DeepResearcher's dev parquet: 875 questions, 125 per source", async () => {
-    const rows = await loadDataset(join(SHARED, 'dev.parquet'));
+    const rows = await loadDataset(join(DATA, 'dev.parquet'));
     expect(rows).toHaveLength(875);
     const perSource = new Map<string, number>();
     for (const r of rows) perSource.set(r.dataSource, (perSource.get(r.dataSource) ?? 0) + 1);

@@ -1,6 +1,6 @@
 /**
  * Question sets for evaluation and research jobs, in one shape whatever the source: DeepResearcher's parquet
- * files (../shared/data/deepresearcher/{dev,test}.parquet, verl's RL layout, read with hyparquet), JSONL
+ * files (data/deepresearcher/{dev,test}.parquet, verl's RL layout, read with hyparquet), JSONL
  * files with the same fields, and the sandbox web's generated splits (`sandbox:<split>[:seed[:size]]`).
  */
 import { readFile } from 'node:fs/promises';

@@ -18,7 +18,7 @@ import { generateWorld } from './world.ts';
 
 const world = generateWorld({ seed: 51, size: 400 });
 const all = generateQuestions(world);
-const REFERENCE = new URL('../../../shared/data/deepresearcher/dev.parquet', import.meta.url).pathname;
+const REFERENCE = new URL('../../data/deepresearcher/dev.parquet', import.meta.url).pathname;
 let site: Site;
 
 beforeAll(async () => {

@@ -2,7 +2,7 @@
  * Questions with ground truth, derived from a world: single-hop ("In which city was X born?") and 2-3 hop
  * chains ("In which country is the city where the founder of X was born?"). Each question records its hops
  * (subject page, fact, where on the page the fact is written) so tests can check it is answerable and
- * training can weigh difficulty. Rows come out in the layout of ../shared/data/deepresearcher/*.parquet.
+ * training can weigh difficulty. Rows come out in the layout of data/deepresearcher/*.parquet.
  *
  * Split by the first subject entity (80/10/10), so no entity is asked about in more than one split.
  */
@@ -270,7 +270,7 @@ export function questions(world: World, split?: Split): QuestionRow[] {
 
 const STRING = { type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'UTF8' } as const;
 
-/** Parquet schema of ../shared/data/deepresearcher/*.parquet, field for field. */
+/** Parquet schema of data/deepresearcher/*.parquet, field for field. */
 const ROW_SCHEMA = [
   { name: 'schema', repetition_type: 'REQUIRED', num_children: 5 },
   { name: 'data_source', ...STRING },
