@@ -13,6 +13,7 @@ import { trainerActor } from './trainer/trainer-actor.ts';
 import { trainerRolloutActor } from './trainer/trainer-rollout-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
 import { searchActor } from './search/search-actor.ts';
+import { policyActor } from './policy/policy-actor.ts';
 import { nodeLogsActor } from '../runtime/monitor/node-logs-actor.ts';
 
 export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
@@ -26,5 +27,6 @@ export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['sandbox', sandboxActor as ActorFactory<never>],
   ['search', searchActor as ActorFactory<never>],
   ['browse', browseActor as ActorFactory<never>],
+  ['policy', policyActor as ActorFactory<never>],
   ['node-logs', nodeLogsActor as ActorFactory<never>],
 ]);

@@ -38,15 +38,11 @@ describe('cluster configuration', () => {
   });
 
   it('lets flags override the environment, and the environment override the file', () => {
-    const cwd = tempDir();
-    writeFileSync(
-      join(cwd, 'dr.config.local.json'),
-      JSON.stringify({ cluster: { masterAddr: 'file-host', nnodes: 2, downAfterMs: 9_000 } }),
-    );
     const c = loadClusterConfig({
       env: { PET_NODE_RANK: '1', PET_NNODES: '5', DR_CLUSTER_TOKEN: TOKEN },
       flags: { rank: '2' },
-      cwd,
+      fileSettings: { masterAddr: 'file-host', nnodes: 2, downAfterMs: 9_000 },
+      cwd: tempDir(),
     });
     expect(c).toMatchObject({ rank: 2, masterAddr: 'file-host', nnodes: 5, downAfterMs: 9_000 });
   });

@@ -1,7 +1,7 @@
 /**
- * The typed configuration of one cluster node, from (lowest to highest precedence) a JSON file, the
- * environment (torchrun/PyTorchJob's PET_* variables, DR_* for the rest) and command-line flags. Validated
- * with zod at start-up: a bad value stops the process with a ConfigError naming the setting and the fix.
+ * The typed configuration of one cluster node, from (lowest to highest precedence) the cluster file's
+ * `cluster` section (config/cluster-file.ts), the environment (torchrun/PyTorchJob's PET_* variables, DR_*
+ * for the rest) and command-line flags. Validated with zod at start-up: a bad value stops the process with a ConfigError naming the setting and the fix.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -106,55 +106,57 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     z.number().int().min(min).max(max),
   );
 
-const schema = z
-  .object({
-    rank: int(0),
-    masterAddr: z.string().min(1),
-    masterPort: int(0, 65535).default(DEFAULT_MASTER_PORT),
-    nnodes: int(1).default(1),
-    listenHost: z.string().min(1).default('0.0.0.0'),
-    port: int(0, 65535).default(0),
-    advertiseHost: z.string().min(1).optional(),
-    token: z.string().min(16),
-    tls: z
-      .object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() })
-      .optional(),
-    heartbeatIntervalMs: int(10).default(1_000),
-    suspectAfterMs: int(20).default(3_000),
-    downAfterMs: int(20).default(10_000),
-    joinTimeoutMs: int(100).default(60_000),
-    maxFrameBytes: int(1_024, 1 << 30).default(64 * 1024 * 1024),
-    queueHighWaterBytes: int(1_024).default(16 * 1024 * 1024),
-    queueMaxBytes: int(1_024).default(256 * 1024 * 1024),
-    labels: z.record(z.string(), z.string()).default({}),
-    gpus: z.array(z.string()).optional(),
-  })
-  .superRefine((c, ctx) => {
-    if (c.suspectAfterMs <= c.heartbeatIntervalMs)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['suspectAfterMs'],
-        message: `must exceed the heartbeat interval (${c.heartbeatIntervalMs} ms)`,
-      });
-    if (c.downAfterMs < c.suspectAfterMs)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['downAfterMs'],
-        message: `must be at least suspect-after (${c.suspectAfterMs} ms)`,
-      });
-    if (c.queueMaxBytes < c.maxFrameBytes)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['queueMaxBytes'],
-        message: `must be at least max-frame-bytes (${c.maxFrameBytes})`,
-      });
-    if (c.queueHighWaterBytes > c.queueMaxBytes)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['queueHighWaterBytes'],
-        message: 'must not exceed the queue maximum',
-      });
-  });
+/** Every node setting with its type and default (config/cluster-file.ts validates a file's `cluster` section
+ * against it too). */
+export const nodeSettingsSchema = z.object({
+  rank: int(0),
+  masterAddr: z.string().min(1),
+  masterPort: int(0, 65535).default(DEFAULT_MASTER_PORT),
+  nnodes: int(1).default(1),
+  listenHost: z.string().min(1).default('0.0.0.0'),
+  port: int(0, 65535).default(0),
+  advertiseHost: z.string().min(1).optional(),
+  token: z.string().min(16),
+  tls: z
+    .object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() })
+    .optional(),
+  heartbeatIntervalMs: int(10).default(1_000),
+  suspectAfterMs: int(20).default(3_000),
+  downAfterMs: int(20).default(10_000),
+  joinTimeoutMs: int(100).default(60_000),
+  maxFrameBytes: int(1_024, 1 << 30).default(64 * 1024 * 1024),
+  queueHighWaterBytes: int(1_024).default(16 * 1024 * 1024),
+  queueMaxBytes: int(1_024).default(256 * 1024 * 1024),
+  labels: z.record(z.string(), z.string()).default({}),
+  gpus: z.array(z.string()).optional(),
+});
+
+const schema = nodeSettingsSchema.superRefine((c, ctx) => {
+  if (c.suspectAfterMs <= c.heartbeatIntervalMs)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['suspectAfterMs'],
+      message: `must exceed the heartbeat interval (${c.heartbeatIntervalMs} ms)`,
+    });
+  if (c.downAfterMs < c.suspectAfterMs)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['downAfterMs'],
+      message: `must be at least suspect-after (${c.suspectAfterMs} ms)`,
+    });
+  if (c.queueMaxBytes < c.maxFrameBytes)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['queueMaxBytes'],
+      message: `must be at least max-frame-bytes (${c.maxFrameBytes})`,
+    });
+  if (c.queueHighWaterBytes > c.queueMaxBytes)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['queueHighWaterBytes'],
+      message: 'must not exceed the queue maximum',
+    });
+});
 
 export type ClusterConfigInput = { [K in keyof ClusterConfig]?: unknown };
 
@@ -162,9 +164,9 @@ export interface LoadOptions {
   /** Values from command-line flags (highest precedence); undefined entries are ignored. */
   flags?: ClusterConfigInput & { tokenFile?: string };
   env?: NodeJS.ProcessEnv;
-  /** JSON file with ClusterConfig keys (default: DR_CONFIG, else dr.config.local.json if present). */
-  file?: string;
-  /** Working directory for relative paths (.dr-token, the config file). */
+  /** The `cluster` section of the cluster file (config/cluster-file.ts), lowest precedence. */
+  fileSettings?: Record<string, unknown>;
+  /** Working directory for relative paths (.dr-token). */
   cwd?: string;
 }
 
@@ -179,9 +181,8 @@ export class ConfigError extends DrError {
 export function loadClusterConfig(opts: LoadOptions = {}): ClusterConfig {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
-  const fromFile = readConfigFile(opts.file ?? env.DR_CONFIG, cwd);
   const merged: Record<string, unknown> = {
-    ...fromFile,
+    ...opts.fileSettings,
     ...definedOnly(fromEnv(env)),
     ...definedOnly(opts.flags ?? {}),
   };
@@ -277,31 +278,6 @@ export function parseGpuList(text: string): string[] {
         .split(',')
         .map((g) => g.trim())
         .filter(Boolean);
-}
-
-function readConfigFile(file: string | undefined, cwd: string): Record<string, unknown> {
-  const path = resolve(cwd, file ?? 'dr.config.local.json');
-  if (file === undefined && !existsSync(path)) return {};
-  let data: unknown;
-  try {
-    data = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(
-      `cannot read config file ${path}: ${(err as Error).message}. Fix: point DR_CONFIG at a readable JSON file`,
-      {
-        setting: 'DR_CONFIG',
-      },
-    );
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new ConfigError(`config file ${path} must hold a JSON object of settings`, {
-      setting: 'DR_CONFIG',
-    });
-  }
-  const cluster = (data as Record<string, unknown>).cluster;
-  return typeof cluster === 'object' && cluster !== null
-    ? (cluster as Record<string, unknown>)
-    : (data as Record<string, unknown>);
 }
 
 /** The cluster token alone (for clients such as `dr status`): env DR_CLUSTER_TOKEN, else the token file. */

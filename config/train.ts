@@ -47,6 +47,8 @@ export const trainConfigSchema = z
         searchTopK: positiveInt.max(50).default(10),
         /** Rollout actors sharing the work. */
         workers: positiveInt.default(1),
+        /** Fail the job when more than this share of its tool calls failed (broken tools, not bad calls). */
+        maxToolErrorRate: z.number().min(0).max(1).default(0.5),
       })
       .prefault({}),
     algorithm: z

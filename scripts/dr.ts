@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 // Each command group lives in scripts/commands/<group>.ts and exports `register(program)`.
 const commandGroups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./commands/cluster.ts'),
+  () => import('./commands/config.ts'),
   () => import('./commands/score.ts'),
   () => import('./commands/jobs.ts'),
   () => import('./commands/monitor.ts'),

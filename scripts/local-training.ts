@@ -5,15 +5,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TrainConfig } from '../config/train.ts';
 import type { SandboxInfoReply } from '../actors/sandbox/protocol.ts';
 import type { TrainerStatus } from '../actors/trainer/protocol.ts';
-import { DEFAULT_JOB_MANAGER_ARGS, ensureJobManager, JobsClient } from '../actors/jobs/jobs-client.ts';
-import { TERMINAL_STATES } from '../actors/jobs/protocol.ts';
+import { JobsClient } from '../actors/jobs/jobs-client.ts';
+import { JOB_MANAGER_NAME, TERMINAL_STATES } from '../actors/jobs/protocol.ts';
 import { trainerName } from '../actors/jobs/train-job.ts';
 import { DrError, isDrError } from '../config/errors.ts';
 import { connectClient, type ClusterClient } from '../runtime/client.ts';
@@ -32,24 +32,38 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-/** Starts a head and `workers` worker processes, the sandbox web (`seed`, `size`) and one search and one
- * browse actor over it (on rank 1 when there is a worker). */
+/** Starts a head and `workers` worker processes from a cluster file whose services are the sandbox web
+ * (`seed`, `size`) and one search and one browse shard over it (on rank 1 when there is a worker), as
+ * `dr head --config` runs them for any user, and waits until those services run. */
 export async function startLocalCluster(options: {
   workers: number;
   seed: number;
   size: number;
 }): Promise<LocalCluster> {
   const token = randomBytes(24).toString('hex');
-  const sandboxKey = randomBytes(12).toString('hex');
   const children: ChildProcess[] = [];
   // Nodes never outlive this process: SIGTERM, and SIGKILL for any still running after a grace period.
   const kill = (): void => stopChildrenOnExit(children);
   process.once('exit', kill);
   const jobsDir = await mkdtemp(join(tmpdir(), 'dr-local-jobs-'));
+  const toolPlacement = options.workers >= 1 ? { rank: 1 } : 'head';
+  const clusterFile = join(jobsDir, 'cluster.json');
+  await writeFile(
+    clusterFile,
+    JSON.stringify({
+      cluster: { nnodes: options.workers + 1 },
+      search: {
+        backend: 'sandbox',
+        sandbox: { seed: options.seed, size: options.size },
+        cacheDir: ':memory:',
+        placement: toolPlacement,
+      },
+      browse: { reader: 'extractive', placement: toolPlacement },
+    }),
+  );
   const env = {
     ...process.env,
     DR_CLUSTER_TOKEN: token,
-    DR_SANDBOX_API_KEY: sandboxKey,
     DR_LOG_FORMAT: 'json',
     // The nodes' "node ready" line is how this script learns they are up; a quieter DR_LOG_LEVEL in the
     // caller's environment (the nodes' stderr is only parsed here, never shown) must not hide it.
@@ -58,7 +72,11 @@ export async function startLocalCluster(options: {
     // must neither resume another run's unfinished jobs nor leave its own for a later run to resume.
     DR_JOBS_DIR: jobsDir,
   };
-  const ready = await startNode(['head', '--port', '0', '--listen-host', '127.0.0.1'], env, children);
+  const ready = await startNode(
+    ['head', '--port', '0', '--listen-host', '127.0.0.1', '--config', clusterFile],
+    env,
+    children,
+  );
   const port = Number(ready.port);
   for (let rank = 1; rank <= options.workers; rank++) {
     await startNode(
@@ -75,36 +93,30 @@ export async function startLocalCluster(options: {
     await rm(jobsDir, { recursive: true, force: true });
   };
   try {
-    await client.spawn({
-      kind: 'sandbox',
-      name: 'sandbox',
-      args: { seed: options.seed, size: options.size, apiKey: sandboxKey },
-      placement: { kind: 'rank', rank: 0 },
-    });
+    await waitForActors(client, ['sandbox', 'search/0', 'browse/0', JOB_MANAGER_NAME]);
     const sandbox = await client.ask<SandboxInfoReply>('sandbox', { v: 1, type: 'sandbox.info' });
-    const toolRank = options.workers >= 1 ? 1 : 0;
-    await client.spawn({
-      kind: 'search',
-      name: 'search/0',
-      args: {
-        shard: 0,
-        backend: { kind: 'serper', baseUrl: sandbox.url, apiKeyEnv: 'DR_SANDBOX_API_KEY' },
-        cacheDir: ':memory:',
-      },
-      placement: { kind: 'rank', rank: toolRank },
-    });
-    // `dr head` starts the job manager itself; this only waits for it (or starts it on an older head).
-    await ensureJobManager(client, { ...DEFAULT_JOB_MANAGER_ARGS, dataDir: jobsDir });
-    await client.spawn({
-      kind: 'browse',
-      name: 'browse/0',
-      args: { allowHosts: ['127.0.0.1'] },
-      placement: { kind: 'rank', rank: toolRank },
-    });
     return { client, port, token, ready, sandbox, stop };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** Services start in the background once the nodes have joined; a minute covers a loaded 2-core host. */
+async function waitForActors(client: ClusterClient, names: string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const running = new Set(
+      (await client.status()).actors.filter((a) => a.state === 'running').map((a) => a.name),
+    );
+    const missing = names.filter((n) => !running.has(n));
+    if (missing.length === 0) return;
+    if (Date.now() > deadline)
+      throw new DrError(
+        'LOCAL_CLUSTER_NOT_READY',
+        `${missing.join(', ')} did not start within ${timeoutMs} ms`,
+      );
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

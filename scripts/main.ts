@@ -4,7 +4,7 @@
  * embedded policy (config/presets/embedded-demo.json) as a TrainerActor on the head, showing progress and
  * where to watch it, and ends with held-out (dev split) F1 before and after training.
  *
- * Flags: --steps N (override the preset), --seed N, --workers N (worker processes, default 1).
+ * Flags: --steps N (override the preset), --seed N, --workers N (worker processes, default 1); --help.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,13 +16,49 @@ import { followTrainJob, startLocalCluster, submitTrainJob } from './local-train
 
 const SANDBOX = { seed: 1, size: 1000 };
 
-const { values: flags } = parseArgs({
-  options: {
-    steps: { type: 'string' },
-    seed: { type: 'string', default: '0' },
-    workers: { type: 'string', default: '1' },
-  },
-});
+const USAGE = `Usage: npm start [-- OPTIONS]
+
+The main job on the embedded defaults: a local head and worker(s) on 127.0.0.1 started from a cluster file
+with the sandbox web's search and browse services, then a short GRPO run of the embedded policy
+(config/presets/embedded-demo.json) submitted like \`dr submit train\`, ending with held-out F1 before and
+after training.
+
+Options:
+  --steps <n>     optimizer steps (default: the preset's)
+  --seed <n>      training seed (default 0)
+  --workers <n>   worker processes beside the head (default 1)
+  -h, --help      print this help
+`;
+
+function parseFlags(): { steps?: string; seed: string; workers: string } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        steps: { type: 'string' },
+        seed: { type: 'string', default: '0' },
+        workers: { type: 'string', default: '1' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help === true) {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    for (const [name, value] of Object.entries({
+      steps: values.steps,
+      seed: values.seed,
+      workers: values.workers,
+    }))
+      if (value !== undefined && !/^\d+$/.test(value))
+        throw new Error(`--${name} must be a whole number, not '${value}'`);
+    return values;
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const flags = parseFlags();
 
 if (!existsSync(join(EMBEDDED_DIR, 'model.safetensors'))) {
   console.error(

@@ -15,7 +15,8 @@ import type { Trajectory } from '../rollout/trajectory.ts';
 import { loadDataset, type DatasetRow } from './datasets.ts';
 import { sandboxBrowse, sandboxSearch } from './testing/sandbox-tool-kinds.ts';
 import { jobManager, type JobManagerArgs } from './job-manager.ts';
-import type { JobListReply, JobRecord, JobReply } from './protocol.ts';
+import { JobsClient } from './jobs-client.ts';
+import type { JobRecord, JobReply } from './protocol.ts';
 
 const DATA = 'sandbox:test:7:400';
 
@@ -202,38 +203,43 @@ describe('job manager', () => {
 
   it('refuses a bad config with a typed error and lists and logs jobs', async () => {
     const head = await startHead();
-    await expect(
-      head.ask('jobs', { v: 1, type: 'jobs.submit', kind: 'evaluate', config: { data: DATA, n: 0 } }),
-    ).rejects.toMatchObject({ code: 'JOBS_BAD_CONFIG' });
+    const jobs = new JobsClient(head);
+    await expect(jobs.submit('evaluate', { data: DATA, n: 0 })).rejects.toMatchObject({
+      code: 'JOBS_BAD_CONFIG',
+    });
     // A train config is checked against config/train.ts: the failing field is named.
     await expect(
-      head.ask('jobs', {
-        v: 1,
-        type: 'jobs.submit',
-        kind: 'train',
-        config: {
-          train: { name: 'x', steps: 0, policy: { kind: 'embedded' }, data: { train: DATA, dev: DATA } },
-        },
+      jobs.submit('train', {
+        train: { name: 'x', steps: 0, policy: { kind: 'embedded' }, data: { train: DATA, dev: DATA } },
       }),
     ).rejects.toMatchObject({ code: 'JOBS_BAD_CONFIG', message: expect.stringContaining('steps') });
-    const research = await head.ask<JobReply>('jobs', {
-      v: 1,
-      type: 'jobs.submit',
-      kind: 'research',
-      config: { question: rows[0]?.question, policy: { kind: 'chat', baseURL: policy.baseURL, model: 'p' } },
+    const research = await jobs.submit('research', {
+      question: rows[0]?.question,
+      policy: { kind: 'chat', baseURL: policy.baseURL, model: 'p' },
     });
-    expect(research.job).toMatchObject({ kind: 'research', config: { n: 1, maxTurns: 10 } });
-    const list = await head.ask<JobListReply>('jobs', { v: 1, type: 'jobs.list' });
-    expect(list.jobs.map((j) => j.id)).toEqual([research.job.id]);
-    const logs = await head.ask<{ lines: string[] }>('jobs', {
-      v: 1,
-      type: 'jobs.logs',
-      jobId: research.job.id,
+    expect(research).toMatchObject({ kind: 'research', config: { n: 1, maxTurns: 10 } });
+    expect((await jobs.list()).map((j) => j.id)).toEqual([research.id]);
+    expect((await jobs.logs(research.id)).lines.join('\n')).toContain('submitted research job');
+    await expect(jobs.get('nope')).rejects.toMatchObject({ code: 'JOBS_NOT_FOUND' });
+  });
+
+  it('answers refusals without restarting: a job submitted after many refusals still runs', async () => {
+    const head = await startHead();
+    const jobs = new JobsClient(head);
+    for (let i = 0; i < 20; i++) {
+      await expect(jobs.submit('evaluate', { data: DATA, n: 0 })).rejects.toMatchObject({
+        code: 'JOBS_BAD_CONFIG',
+      });
+    }
+    const job = await jobs.submit('research', {
+      question: rows[0]?.question,
+      policy: { kind: 'chat', baseURL: policy.baseURL, model: 'p' },
     });
-    expect(logs.lines.join('\n')).toContain('submitted research job');
-    await expect(head.ask('jobs', { v: 1, type: 'jobs.get', jobId: 'nope' })).rejects.toMatchObject({
-      code: 'JOBS_NOT_FOUND',
+    const done = await waitFor(async () => {
+      const j = await jobs.get(job.id);
+      return j.state === 'succeeded' ? j : undefined;
     });
+    expect(done.tools).toMatchObject({ calls: 1, errors: 0 });
   });
 
   it('cancels a running job: it stays cancelled and its rollouts stop', async () => {

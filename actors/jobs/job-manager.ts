@@ -22,11 +22,20 @@ import {
   type WorkUnit,
 } from '../rollout/protocol.ts';
 import { trajectoryId } from '../rollout/run-trajectory.ts';
-import type { Trajectory } from '../rollout/trajectory.ts';
+import { toolCounts, type Trajectory } from '../rollout/trajectory.ts';
 import type { TrainerStatus } from '../trainer/protocol.ts';
+import type { ToolServices } from '../services/services.ts';
 import { loadDataset } from './datasets.ts';
 import { finishEvaluation, finishResearch, researchUnits, unitsFor } from './evaluation.ts';
 import { JobJournal } from './journal.ts';
+import {
+  browseShards,
+  checkTools,
+  DEFAULT_SEARCH_TOP_K,
+  resolvePolicy,
+  searchShards,
+  toolFailure,
+} from './job-tools.ts';
 import { MonitorReporter } from './monitor-reports.ts';
 import { OwnerLock } from './owner-lock.ts';
 import { stepLine, trainerName, trainerSpec, trainPaths, trainResult } from './train-job.ts';
@@ -45,6 +54,8 @@ import {
   type JobRecord,
   type JobReply,
   type JobResult,
+  type JobsMessage,
+  type JobsRefusedReply,
   type JobState,
   type ResearchConfig,
   type TrainJobConfig,
@@ -57,6 +68,8 @@ export interface JobManagerArgs {
   outputsDir: string;
   rolloutActors?: number;
   rolloutArgs?: RolloutActorArgs;
+  /** The cluster file's tool services and named policies (actors/services); absent: none declared. */
+  services?: ToolServices;
   leaseCheckMs?: number;
   /** How often a train job's trainer is asked for its status. */
   trainerPollMs?: number;
@@ -168,7 +181,11 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
           await ctx.spawn({
             kind: 'rollout',
             name,
-            args: args.rolloutArgs ?? {},
+            args: {
+              searchShards: searchShards(args.services),
+              browseShards: browseShards(args.services),
+              ...args.rolloutArgs,
+            },
             placement: { kind: 'spread' },
             respawnOnNodeLoss: true,
           });
@@ -183,6 +200,8 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       if (units.length === 0) return;
       const config = job.config as ResearchConfig | EvaluateConfig;
       const date = config.date ?? job.startedAt ?? new Date().toISOString();
+      const policy = resolvePolicy(config.policy, args.services);
+      const searchTopK = config.searchTopK ?? args.services?.search?.topK ?? DEFAULT_SEARCH_TOP_K;
       const chunks = rolloutNames.map(() => [] as WorkUnit[]);
       // Barrier batches must stay on one actor: the barrier spans the whole batch.
       units.forEach((u, i) => chunks[config.schedule === 'barrier' ? 0 : i % chunks.length]?.push(u));
@@ -200,10 +219,10 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
               maxTokensPerTurn: config.maxTokensPerTurn,
               temperature: config.temperature,
               topP: config.topP,
-              searchTopK: config.searchTopK,
+              searchTopK,
               date,
             },
-            policy: config.policy,
+            policy,
             schedule: config.schedule,
             replyTo: JOB_MANAGER_NAME,
           };
@@ -224,9 +243,10 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       state.finishing = true;
       try {
         const trajectories = [...state.done.values()];
+        const config = job.config as ResearchConfig | EvaluateConfig;
         let result: JobResult;
         if (job.kind === 'evaluate') {
-          const outcome = await finishEvaluation(job.config as EvaluateConfig, trajectories, args.outputsDir);
+          const outcome = await finishEvaluation(config as EvaluateConfig, trajectories, args.outputsDir);
           result = outcome.result;
           const avg = outcome.table.average;
           log(job, `scores: F1 ${avg.f1} EM ${avg.em} MBE ${avg.mbe ?? '-'} (table: ${result.paths.table})`);
@@ -234,8 +254,11 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
           result = await finishResearch(job.id, trajectories, args.outputsDir);
         }
         if (job.state !== 'running') return;
-        setResult(job, result);
-        setState(job, 'succeeded');
+        const tools = toolCounts(trajectories);
+        setResult(job, { ...result, tools });
+        log(job, `tool calls: ${tools.calls}, failed: ${tools.errors}`);
+        const failure = toolFailure(tools, config.maxToolErrorRate, trajectories);
+        setState(job, failure === undefined ? 'succeeded' : 'failed', failure);
       } catch (err) {
         if (job.state === 'running') setState(job, 'failed', errorOf(err));
       }
@@ -256,6 +279,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       const done = journal.trajectories(job.id);
       for (const id of done.keys()) if (!byId.has(id)) done.delete(id);
       job.progress.done = done.size;
+      job.tools = toolCounts(done.values());
       const state: Running = { units: byId, done, assigned: new Map(), misses: new Map(), finishing: false };
       running.set(job.id, state);
       log(job, `${units.length} trajectories, ${done.size} already finished`);
@@ -280,7 +304,12 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
 
     const spawnTrainer = async (job: JobRecord, config: TrainJobConfig, resume: boolean): Promise<void> => {
       try {
-        await ctx.spawn(trainerSpec(job.id, config, resume));
+        await ctx.spawn(
+          trainerSpec(job.id, config, resume, {
+            searchShards: searchShards(args.services),
+            browseShards: browseShards(args.services),
+          }),
+        );
         log(job, resume ? 'trainer started, resuming from the last checkpoint' : 'trainer started');
       } catch (err) {
         if (!isDrError(err, 'ACTOR_NAME_TAKEN')) throw err;
@@ -291,6 +320,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
     };
 
     const onTrainerStatus = (job: JobRecord, config: TrainJobConfig, status: TrainerStatus): void => {
+      job.tools = status.tools;
       if (status.step !== job.progress.done) {
         job.progress.done = status.step;
         log(job, stepLine(status));
@@ -370,6 +400,11 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       state.assigned.delete(id);
       state.misses.delete(id);
       job.progress.done = state.done.size;
+      const calls = toolCounts([msg.trajectory]);
+      job.tools = {
+        calls: (job.tools?.calls ?? 0) + calls.calls,
+        errors: (job.tools?.errors ?? 0) + calls.errors,
+      };
       monitor.report(job);
       const step = Math.max(1, Math.floor(job.progress.total / 10));
       if (job.progress.done % step === 0) log(job, `progress ${job.progress.done}/${job.progress.total}`);
@@ -457,14 +492,20 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
     }
     monitor.reportAll();
 
-    const submit = (kind: JobKind, config: unknown): JobRecord => {
+    const submit = async (kind: JobKind, raw: unknown): Promise<JobRecord> => {
+      const config = validate(kind, raw);
+      // Refused before it is journaled: a job that cannot reach its tools or its policy never runs.
+      const policy =
+        kind === 'train' ? undefined : resolvePolicy((config as ResearchConfig).policy, args.services);
+      await checkTools((name) => ctx.resolve(name), args.services, policy);
       const job: JobRecord = {
         id: newJobId(),
         kind,
-        config: validate(kind, config),
+        config,
         state: 'queued',
         createdAt: new Date().toISOString(),
         progress: { done: 0, total: 0 },
+        tools: { calls: 0, errors: 0 },
       };
       journal.append({ t: 'submitted', at: job.createdAt, job });
       jobs.set(job.id, job);
@@ -483,7 +524,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
     const reply = (job: JobRecord): JobReply => ({ v: JOBS_PROTOCOL_VERSION, type: 'jobs.job', job });
 
     return {
-      receive(raw: unknown): unknown {
+      receive(raw: unknown): unknown | Promise<unknown> {
         const type = (raw as { type?: unknown } | null)?.type;
         if (type === 'rollout.done') return onDone(raw as RolloutDone);
         if (type === 'rollout.failed') {
@@ -497,45 +538,15 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         }
         const parsed = jobsMessageSchema.safeParse(raw);
         if (!parsed.success) {
-          throw new DrError(
-            'JOBS_BAD_REQUEST',
-            `job manager got a malformed message: ${parsed.error.message}`,
+          return refusal(
+            new DrError('JOBS_BAD_REQUEST', `job manager got a malformed message: ${parsed.error.message}`),
           );
         }
-        const msg = parsed.data;
-        switch (msg.type) {
-          case 'jobs.submit':
-            return reply(submit(msg.kind, msg.config));
-          case 'jobs.list': {
-            const list: JobListReply = {
-              v: JOBS_PROTOCOL_VERSION,
-              type: 'jobs.list.reply',
-              jobs: [...jobs.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
-            };
-            return list;
-          }
-          case 'jobs.get':
-            return reply(find(msg.jobId));
-          case 'jobs.logs': {
-            find(msg.jobId);
-            const lines = journal.logLines(msg.jobId);
-            const after = msg.after ?? 0;
-            const logs: JobLogsReply = {
-              v: 1,
-              type: 'jobs.logs.reply',
-              lines: lines.slice(after),
-              next: lines.length,
-            };
-            return logs;
-          }
-          case 'jobs.cancel': {
-            const job = find(msg.jobId);
-            if (!TERMINAL_STATES.has(job.state)) {
-              setState(job, 'cancelled');
-              cancelRemote(job);
-            }
-            return reply(job);
-          }
+        try {
+          const answer = handle(parsed.data);
+          return answer instanceof Promise ? answer.catch(refusal) : answer;
+        } catch (err) {
+          return refusal(err);
         }
       },
       stop(): void {
@@ -544,6 +555,57 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         lock.release();
       },
     };
+
+    function handle(msg: JobsMessage): unknown {
+      switch (msg.type) {
+        case 'jobs.submit':
+          return submit(msg.kind, msg.config).then(reply);
+        case 'jobs.list': {
+          const list: JobListReply = {
+            v: JOBS_PROTOCOL_VERSION,
+            type: 'jobs.list.reply',
+            jobs: [...jobs.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
+          };
+          return list;
+        }
+        case 'jobs.get':
+          return reply(find(msg.jobId));
+        case 'jobs.logs': {
+          find(msg.jobId);
+          const lines = journal.logLines(msg.jobId);
+          const after = msg.after ?? 0;
+          const logs: JobLogsReply = {
+            v: 1,
+            type: 'jobs.logs.reply',
+            lines: lines.slice(after),
+            next: lines.length,
+          };
+          return logs;
+        }
+        case 'jobs.cancel': {
+          const job = find(msg.jobId);
+          if (!TERMINAL_STATES.has(job.state)) {
+            setState(job, 'cancelled');
+            cancelRemote(job);
+          }
+          return reply(job);
+        }
+      }
+    }
+  };
+}
+
+/** A DrError as a refusal reply; anything else is a bug, thrown to the supervisor. */
+function refusal(err: unknown): JobsRefusedReply {
+  if (!isDrError(err)) throw err;
+  return {
+    v: JOBS_PROTOCOL_VERSION,
+    type: 'jobs.refused',
+    error: {
+      code: err.code,
+      message: err.message,
+      ...(err.details === undefined ? {} : { details: err.details }),
+    },
   };
 }
 

@@ -3,7 +3,7 @@
  * cluster client, and `ensureJobManager`, which spawns the `jobs` actor on the head the first time it is
  * needed (it then replays its journal, so a re-spawn after a head restart resumes unfinished jobs).
  */
-import { isDrError } from '../../config/errors.ts';
+import { DrError, isDrError } from '../../config/errors.ts';
 import type { ClusterClient } from '../../runtime/client.ts';
 import type { JobManagerArgs } from './job-manager.ts';
 import {
@@ -14,6 +14,8 @@ import {
   type JobLogsReply,
   type JobRecord,
   type JobReply,
+  type JobsMessage,
+  type JobsRefusedReply,
 } from './protocol.ts';
 
 export const DEFAULT_JOB_MANAGER_ARGS: JobManagerArgs = {
@@ -54,29 +56,33 @@ export async function ensureJobManager(
 export class JobsClient {
   constructor(private readonly client: Asker) {}
 
+  /** Asks the job manager; a refusal comes back as the DrError it names. */
+  private async call<R>(msg: JobsMessage): Promise<R> {
+    const reply = await this.client.ask<R | JobsRefusedReply>(JOB_MANAGER_NAME, msg);
+    if ((reply as JobsRefusedReply).type === 'jobs.refused') {
+      const { code, message, details } = (reply as JobsRefusedReply).error;
+      throw new DrError(code, message, details === undefined ? {} : { details });
+    }
+    return reply as R;
+  }
+
   async submit(kind: JobKind, config: unknown): Promise<JobRecord> {
-    const reply = await this.client.ask<JobReply>(JOB_MANAGER_NAME, {
-      v: 1,
-      type: 'jobs.submit',
-      kind,
-      config,
-    });
-    return reply.job;
+    return (await this.call<JobReply>({ v: 1, type: 'jobs.submit', kind, config })).job;
   }
 
   async list(): Promise<JobRecord[]> {
-    return (await this.client.ask<JobListReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.list' })).jobs;
+    return (await this.call<JobListReply>({ v: 1, type: 'jobs.list' })).jobs;
   }
 
   async get(jobId: string): Promise<JobRecord> {
-    return (await this.client.ask<JobReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.get', jobId })).job;
+    return (await this.call<JobReply>({ v: 1, type: 'jobs.get', jobId })).job;
   }
 
   async logs(jobId: string, after = 0): Promise<JobLogsReply> {
-    return this.client.ask<JobLogsReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.logs', jobId, after });
+    return this.call<JobLogsReply>({ v: 1, type: 'jobs.logs', jobId, after });
   }
 
   async cancel(jobId: string): Promise<JobRecord> {
-    return (await this.client.ask<JobReply>(JOB_MANAGER_NAME, { v: 1, type: 'jobs.cancel', jobId })).job;
+    return (await this.call<JobReply>({ v: 1, type: 'jobs.cancel', jobId })).job;
   }
 }

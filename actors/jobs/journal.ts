@@ -101,6 +101,8 @@ export class JobJournal {
         job.progress.total = raw.total;
       } else if (raw.t === 'result') {
         job.result = raw.result;
+        // The counts a finished job reported live are the ones its result carries.
+        if (raw.result.tools !== undefined) job.tools = raw.result.tools;
       }
     }
     return jobs;

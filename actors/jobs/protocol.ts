@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { parseTrainConfig, type TrainConfig } from '../../config/train.ts';
 import { policyConfigSchema } from '../rollout/protocol.ts';
+import type { ToolCounts } from '../rollout/trajectory.ts';
 
 export const JOBS_PROTOCOL_VERSION = 1;
 export const JOB_MANAGER_NAME = 'jobs';
@@ -16,14 +17,21 @@ export type JobKind = 'research' | 'evaluate' | 'train';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['succeeded', 'failed', 'cancelled']);
 
+/** A job's policy: an endpoint or served policy spelled out, or the name of one of the cluster file's
+ * `policies` (resolved when the job's work is sent). Absent: the cluster's only policy. */
+const jobPolicySchema = z.union([policyConfigSchema, z.strictObject({ name: z.string().min(1) })]);
+export type JobPolicy = z.infer<typeof jobPolicySchema>;
+
 const rolloutFields = {
-  policy: policyConfigSchema,
+  policy: jobPolicySchema.optional(),
   maxTurns: z.number().int().min(1).max(100).default(10),
   maxTokensPerTurn: z.number().int().min(1).max(131_072).default(2048),
   temperature: z.number().min(0).max(5).default(1),
   topP: z.number().gt(0).max(1).default(1),
-  /** Results per web_search query (DeepResearcher: 10). */
-  searchTopK: z.number().int().min(1).max(50).default(10),
+  /** Results per web_search query; default: the cluster's search.topK (DeepResearcher: 10). */
+  searchTopK: z.number().int().min(1).max(50).optional(),
+  /** A job whose tool calls fail more often than this ends `failed` with JOB_TOOL_ERRORS. */
+  maxToolErrorRate: z.number().min(0).max(1).default(0.5),
   schedule: z.enum(['async', 'barrier']).default('async'),
   /** ISO date the system prompt states; default: when the job starts. */
   date: z.iso.datetime().optional(),
@@ -101,6 +109,8 @@ export const configSchemas = {
 export interface JobResult {
   /** Files the job wrote (absolute paths on the head). */
   paths: Record<string, string>;
+  /** Tool calls and failures over the whole job. */
+  tools?: ToolCounts;
   /** Small summary: the answers of a research job, the score table of an evaluation. */
   summary?: unknown;
 }
@@ -114,6 +124,8 @@ export interface JobRecord {
   startedAt?: string;
   finishedAt?: string;
   progress: { done: number; total: number };
+  /** Counted as trajectories finish (a train job: its trainer's rollouts); absent in older journals. */
+  tools?: ToolCounts;
   result?: JobResult;
   error?: { code: string; message: string };
 }
@@ -135,6 +147,14 @@ export interface JobListReply {
   v: 1;
   type: 'jobs.list.reply';
   jobs: JobRecord[];
+}
+
+/** A request the job manager turns down (bad config, unknown job, tools missing): a reply, not a throw,
+ * since a throw would restart the manager, and a few bad submits in a row would escalate it to failed. */
+export interface JobsRefusedReply {
+  v: 1;
+  type: 'jobs.refused';
+  error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
 export interface JobLogsReply {

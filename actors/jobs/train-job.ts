@@ -12,11 +12,16 @@ export const trainerName = (jobId: string): string => `trainer/${jobId}`;
 
 /** The trainer runs beside the job manager on the head, restarted in place if it crashes (it then
  * continues from its last checkpoint). */
-export function trainerSpec(jobId: string, config: TrainJobConfig, resume: boolean): SpawnSpec<TrainerArgs> {
+export function trainerSpec(
+  jobId: string,
+  config: TrainJobConfig,
+  resume: boolean,
+  tools: TrainerArgs['tools'],
+): SpawnSpec<TrainerArgs> {
   return {
     kind: 'trainer',
     name: trainerName(jobId),
-    args: { jobId, config: config.train, resume },
+    args: { jobId, config: config.train, resume, ...(tools === undefined ? {} : { tools }) },
     placement: { kind: 'local' },
     supervision: { strategy: 'restart' },
   };
@@ -40,6 +45,7 @@ export function trainResult(config: TrainConfig, status: TrainerStatus): JobResu
       version: status.version,
       validationF1: status.validation,
     },
+    tools: status.tools,
   };
 }
 

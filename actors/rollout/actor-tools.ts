@@ -4,7 +4,8 @@
  * asks: the tool actors run with `maxConcurrency`, so one serves many trajectories at once, and an ask in
  * flight to a node that goes down fails at once with ACTOR_NODE_DOWN. The search query
  * that surfaced a URL travels with its browse as the sub-question the reading agent reads for. A request the
- * tool actor refuses as a whole fails the tool call with the actor's error code.
+ * tool actor refuses as a whole, or a search whose every query failed, fails the tool call with the error's
+ * code.
  */
 import { DrError } from '../../config/errors.ts';
 import type { ActorContext } from '../../runtime/actor.ts';
@@ -50,6 +51,13 @@ export class ActorTools implements ToolRunner {
       webSearchRequest(queries, tc.searchTopK === undefined ? {} : { topK: tc.searchTopK }),
       this.options.searchShards,
     );
+    // Every query failing is the tool failing (a bad key, a backend down), and is counted as such; a call with
+    // some results is a working search that missed a query.
+    const failed = reply.results.map((r) => r.error).filter((e) => e !== undefined);
+    if (failed.length > 0 && failed.length === reply.results.length) {
+      const first = failed[0] as { code: string; message: string };
+      throw new DrError(first.code, first.message);
+    }
     let urls = this.foundBy.get(tc.trajectoryId);
     if (urls === undefined) {
       urls = new Map();

@@ -10,7 +10,10 @@ import type { Trajectory } from './trajectory.ts';
 
 export const ROLLOUT_PROTOCOL_VERSION = 1;
 
-export interface PolicyConfig {
+/** The policy a batch samples from: an OpenAI-compatible endpoint, or a checkpoint the cluster serves. */
+export type PolicyConfig = EndpointPolicyConfig | ServedPolicyConfig;
+
+export interface EndpointPolicyConfig {
   /** chat: /v1/chat/completions; completions: /v1/completions over the rendered Qwen2.5 template. */
   kind: 'chat' | 'completions';
   baseURL: string;
@@ -22,6 +25,15 @@ export interface PolicyConfig {
   maxRetries?: number;
   /** Version of the weights the endpoint serves (set by the trainer when it publishes), recorded per turn. */
   weightVersion?: number;
+}
+
+/** A PolicyActor (actors/policy) asked over the cluster transport. */
+export interface ServedPolicyConfig {
+  kind: 'served';
+  /** Its actor name, `policy/<name>`. */
+  actor: string;
+  model: string;
+  timeoutMs?: number;
 }
 
 export interface RolloutSettingsWire {
@@ -109,7 +121,7 @@ export interface RolloutStatusReply {
 
 export type RolloutMessage = RolloutStart | RolloutCancel | RolloutStatus;
 
-const policyConfigSchema = z.object({
+const endpointPolicySchema = z.object({
   kind: z.enum(['chat', 'completions']),
   baseURL: z.url(),
   model: z.string().min(1),
@@ -119,6 +131,16 @@ const policyConfigSchema = z.object({
   maxRetries: z.number().int().min(0).max(20).optional(),
   weightVersion: z.number().int().min(0).optional(),
 });
+
+const policyConfigSchema = z.union([
+  endpointPolicySchema,
+  z.object({
+    kind: z.literal('served'),
+    actor: z.string().min(1),
+    model: z.string().min(1),
+    timeoutMs: z.number().int().positive().optional(),
+  }),
+]);
 
 export const rolloutSettingsSchema = z.object({
   maxTurns: z.number().int().min(1).max(100),

@@ -93,7 +93,9 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
       const key = JSON.stringify(config);
       let built = policies.get(key);
       if (built === undefined) {
-        built = (deps.policy ?? buildPolicy)(config);
+        built =
+          deps.policy?.(config) ??
+          buildPolicy(config, (target, msg, options) => ctx.ask(target, msg, options));
         built.catch(() => policies.delete(key));
         policies.set(key, built);
       }

@@ -39,6 +39,27 @@ export interface ToolStats {
   toolMs: number;
 }
 
+/** Tool calls of some trajectories, and how many of them failed. */
+export interface ToolCounts {
+  calls: number;
+  errors: number;
+}
+
+export function toolCounts(trajectories: Iterable<Pick<Trajectory, 'toolStats'>>): ToolCounts {
+  let calls = 0;
+  let errors = 0;
+  for (const t of trajectories) {
+    calls += t.toolStats.searchCalls + t.toolStats.browseCalls;
+    errors += t.toolStats.failures;
+  }
+  return { calls, errors };
+}
+
+/** More than `maxRate` of the calls failed (a job on a broken tool service, not a policy's bad call). */
+export function toolErrorRateExceeded(counts: ToolCounts, maxRate: number): boolean {
+  return counts.calls > 0 && counts.errors / counts.calls > maxRate;
+}
+
 export interface Trajectory {
   /** `{questionId}#{sample}`; also keys the trajectory's browse memory. */
   id: string;

@@ -13,6 +13,7 @@ export {
 export { buildSite, type Site, type SitePage, type PageBehaviour } from './site.ts';
 export { SearchIndex, type SearchHit, type SearchPage } from './search-index.ts';
 export {
+  SANDBOX_DEFAULT_API_KEY,
   startSandboxServer,
   type SandboxServer,
   type SandboxServerOptions,

@@ -16,6 +16,10 @@ import { SearchIndex } from './search-index.ts';
 import { buildSite, type Site } from './site.ts';
 import type { World } from './world.ts';
 
+/** The key a sandbox web expects unless told another: no secret (the sandbox is a local test web), but the
+ * search endpoints check it the way Serper and Bing check theirs. */
+export const SANDBOX_DEFAULT_API_KEY = 'sandbox-key';
+
 export interface SandboxServerOptions {
   world: World;
   /** A site already built from `world` (saves the build when several servers share a world). */
@@ -145,7 +149,7 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
 export async function startSandboxServer(options: SandboxServerOptions): Promise<SandboxServer> {
   const site = options.site ?? (await buildSite(options.world));
   const index = new SearchIndex(site.indexed);
-  const apiKey = options.apiKey ?? 'sandbox-key';
+  const apiKey = options.apiKey ?? SANDBOX_DEFAULT_API_KEY;
   const unauthorized = options.unauthorizedStatus ?? 401;
   const slowPageMs = options.slowPageMs ?? 3000;
   const rateLimitedShare = options.rateLimitedShare ?? 0.5;

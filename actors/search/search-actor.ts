@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DrError } from '../../config/errors.ts';
 import type { ActorFactory } from '../../runtime/actor.ts';
+import { SANDBOX_DEFAULT_API_KEY } from '../sandbox/server.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import type { SearchReply } from './protocol.ts';
 import { SEARCH_PROTOCOL_VERSION, searchMessageSchema } from './protocol.ts';
@@ -26,7 +27,8 @@ export const searchActorArgsSchema = z.object({
   /** Calls served at once (the actor's maxConcurrency): each waits on the network, not on the CPU. */
   maxConcurrency: z.number().int().min(1).default(DEFAULT_SEARCH_CONCURRENCY),
   backend: z.object({
-    kind: z.enum(['serper', 'bing', 'searxng']),
+    /** `sandbox`: the Serper protocol of a sandbox web (actors/sandbox) at `baseUrl`, with its public key. */
+    kind: z.enum(['serper', 'bing', 'searxng', 'sandbox']),
     baseUrl: z.string().url().optional(),
     /** Environment variable holding the API key, e.g. SERPER_API_KEY. */
     apiKeyEnv: z.string().min(1).optional(),
@@ -61,6 +63,7 @@ const DEFAULT_KEY_ENV = {
   serper: 'SERPER_API_KEY',
   bing: 'BING_SEARCH_API_KEY',
   searxng: undefined,
+  sandbox: undefined,
 } as const;
 
 const PURGE_INTERVAL_MS = 3_600_000;
@@ -79,7 +82,10 @@ function parseArgs(raw: unknown): z.output<typeof searchActorArgsSchema> {
 export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
   const args = parseArgs(rawArgs);
   const keyEnv = args.backend.apiKeyEnv ?? DEFAULT_KEY_ENV[args.backend.kind];
-  const apiKey = keyEnv === undefined ? undefined : process.env[keyEnv];
+  const sandbox = args.backend.kind === 'sandbox';
+  const apiKey = sandbox ? SANDBOX_DEFAULT_API_KEY : keyEnv === undefined ? undefined : process.env[keyEnv];
+  if (sandbox && args.backend.baseUrl === undefined)
+    throw new DrError('SEARCH_CONFIG', 'the sandbox backend needs the baseUrl of the sandbox web');
   if (keyEnv !== undefined && (apiKey === undefined || apiKey === '')) {
     throw new DrError(
       'SEARCH_CONFIG',
@@ -87,7 +93,7 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
     );
   }
   const backend = createSearchBackend({
-    kind: args.backend.kind,
+    kind: args.backend.kind === 'sandbox' ? 'serper' : args.backend.kind,
     ...(args.backend.baseUrl === undefined ? {} : { baseUrl: args.backend.baseUrl }),
     ...(apiKey === undefined ? {} : { apiKey }),
     timeoutMs: args.backend.timeoutMs,
@@ -98,7 +104,7 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
       args.cacheDir === ':memory:' ? ':memory:' : join(args.cacheDir, `search-cache-${args.shard}.sqlite`),
     ttlMs: args.cacheTtlMs,
   });
-  const limiterKey = `${args.backend.kind}:${apiKey ?? args.backend.baseUrl ?? ''}`;
+  const limiterKey = `${args.backend.kind}:${(sandbox ? args.backend.baseUrl : apiKey) ?? args.backend.baseUrl ?? ''}`;
   const service = new SearchService({
     backend,
     cache,

@@ -274,6 +274,7 @@ function toScored(t: Trajectory, version: number): ScoredRollout {
     turns: t.turns.length,
     responseTokens: t.lossMask.reduce((a, b) => a + b, 0),
     toolCalls,
+    toolErrors: t.toolStats.failures,
     toolMs: t.toolStats.toolMs,
     weightVersion: version,
   };

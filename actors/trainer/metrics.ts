@@ -19,6 +19,9 @@ export interface RolloutStats {
   turnsMean: number;
   responseLengthMean: number;
   toolCallsMean: number;
+  /** Tool calls of the batch, and how many failed. */
+  toolCalls: number;
+  toolErrors: number;
   /** Mean tool time per tool call. */
   toolLatencyMs: number;
 }
@@ -37,6 +40,8 @@ export function rolloutStats(rs: readonly ScoredRollout[]): RolloutStats {
     turnsMean: mean((r) => r.turns),
     responseLengthMean: mean((r) => r.responseTokens),
     toolCallsMean: mean((r) => r.toolCalls),
+    toolCalls: calls,
+    toolErrors: rs.reduce((s, r) => s + r.toolErrors, 0),
     toolLatencyMs: calls > 0 ? rs.reduce((s, r) => s + r.toolMs, 0) / calls : 0,
   };
 }

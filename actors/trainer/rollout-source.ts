@@ -22,6 +22,8 @@ export interface ScoredRollout {
   /** Tokens the policy generated (the loss tokens). */
   responseTokens: number;
   toolCalls: number;
+  /** Tool calls that failed (the tool, not the policy's call, went wrong). */
+  toolErrors: number;
   /** Total tool time of the trajectory. */
   toolMs: number;
   /** Oldest weight version that sampled a turn of it. */

@@ -26,6 +26,7 @@ import { LearnerGroup } from '../learner/learner-group.ts';
 import { ParamsClient } from '../params/params-client.ts';
 import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';
 import type { RolloutDone, RolloutFailed } from '../rollout/protocol.ts';
+import { toolErrorRateExceeded } from '../rollout/trajectory.ts';
 import { ActorRolloutSource } from './actor-rollout-source.ts';
 import { gaugeSink, jsonlSink, type TrainEvent } from './metrics.ts';
 import { PolicyServer } from './policy-server.ts';
@@ -53,6 +54,7 @@ class TrainerActor implements Actor {
       outputDir: outputDirOf(config),
       validation: { before: null, latest: null },
       lastStep: null,
+      tools: { calls: 0, errors: 0 },
       error: null,
     };
   }
@@ -163,7 +165,11 @@ class TrainerActor implements Actor {
         await spawnOrReuse(ctx, {
           kind: 'trainer-rollout',
           name,
-          args: { maxConcurrent: 64, ...(ownTokenizer ? { tokenizerDir: modelDir } : {}) },
+          args: {
+            maxConcurrent: 64,
+            ...this.args.tools,
+            ...(ownTokenizer ? { tokenizerDir: modelDir } : {}),
+          },
           placement: { kind: 'spread' },
         });
         workers.push(name);
@@ -233,6 +239,17 @@ class TrainerActor implements Actor {
   }
 
   private track(e: TrainEvent): void {
+    if (e.type === 'step' || e.type === 'validation') {
+      const batch = e.type === 'step' ? e.rollout : e.stats;
+      const tools = this.status.tools;
+      tools.calls += batch.toolCalls;
+      tools.errors += batch.toolErrors;
+      if (toolErrorRateExceeded(tools, this.config.rollout.maxToolErrorRate))
+        throw new DrError(
+          'JOB_TOOL_ERRORS',
+          `${tools.errors} of ${tools.calls} tool calls failed (more than ${Math.round(this.config.rollout.maxToolErrorRate * 100)}%); the policy would learn from broken tools. Fix: check the search and browse services (dr status, dr node-logs JOB), or raise rollout.maxToolErrorRate`,
+        );
+    }
     if (e.type === 'step') {
       this.status.step = e.step;
       this.status.version = e.version;

@@ -26,7 +26,7 @@ export const trainerRolloutActor: ActorFactory<TrainerRolloutArgs> = (args, ctx)
                   policy: new CompletionPolicy({ baseURL: config.baseURL, model: config.model }),
                   encoder: await loadTokenizer(tokenizerDir),
                 }
-              : buildPolicy(config),
+              : buildPolicy(config, (target, msg, options) => ctx.ask(target, msg, options)),
         },
   );
   return factory(rolloutArgs, ctx);

@@ -3,6 +3,7 @@
  * a running cluster as a client.
  */
 import { Option, type Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -13,10 +14,12 @@ import {
   resolveClusterToken,
   type ClusterConfigInput,
 } from '../../config/cluster.ts';
+import { loadClusterFile, parseClusterFile, type ClusterFile } from '../../config/cluster-file.ts';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { createLogger, type Logger } from '../../config/log.ts';
 import { detectResources } from '../../cluster/resources.ts';
 import { DEFAULT_JOB_MANAGER_ARGS, ensureJobManager } from '../../actors/jobs/jobs-client.ts';
+import { startServices, toolServices, type RunningServices } from '../../actors/services/services.ts';
 import type { ActorKinds } from '../../runtime/actor.ts';
 import { connectClient } from '../../runtime/client.ts';
 import { armKillDeadline } from '../../runtime/kill-deadline.ts';
@@ -34,6 +37,7 @@ interface NodeFlags {
   advertiseHost?: string;
   kinds?: string;
   config?: string;
+  set?: string[];
   tokenFile?: string;
   heartbeatMs?: string;
   suspectAfterMs?: string;
@@ -112,7 +116,12 @@ export function register(program: Command): void {
     .action(async (flags: { json?: boolean; head?: string; tokenFile?: string; watch?: boolean }) => {
       if (flags.watch === true) {
         const { runWatch } = await import('./monitor.ts');
-        await runWatch({ interval: 2 });
+        // The watch view reads the head's dashboard: on the --head host, at the dashboard port.
+        const host = flags.head === undefined ? undefined : parseHostPort(flags.head).host;
+        await runWatch({
+          interval: 2,
+          ...(host === undefined ? {} : { url: `http://${host}:${dashboardPort(undefined) || 8265}` }),
+        });
         return;
       }
       const status = await withClient(flags, (c) => c.status());
@@ -141,7 +150,16 @@ function nodeOptions(cmd: Command): Command {
     .option('--listen-host <host>', 'interface to listen on (default 0.0.0.0)')
     .option('--advertise-host <host>', 'address other nodes use to reach this one')
     .option('--kinds <module>', 'module exporting `kinds` (default actors/kinds.ts)')
-    .option('--config <file>', 'JSON settings file (DR_CONFIG, default dr.config.local.json if present)')
+    .option(
+      '--config <file>',
+      'cluster file, YAML or JSON: node settings, search/browse services, named policies (DR_CONFIG, default dr.config.local.json if present; see config/examples/)',
+    )
+    .addOption(
+      new Option(
+        '--set <key.path=value>',
+        'override one cluster-file setting, e.g. search.shards=4 (repeatable)',
+      ).argParser((v: string, prev: string[] = []) => [...prev, v]),
+    )
     .option(
       '--token-file <path>',
       'file holding the cluster token (default .dr-token; DR_CLUSTER_TOKEN wins)',
@@ -195,10 +213,22 @@ function configFlags(role: Role, f: NodeFlags): ClusterConfigInput & { tokenFile
   };
 }
 
+/** The cluster file a node starts from: --config, else DR_CONFIG, else dr.config.local.json if present, else
+ * none (only --set values). The head checks the API-key variables it names: it places the services. */
+export function nodeClusterFile(flags: { config?: string; set?: string[] }, checkEnv: boolean): ClusterFile {
+  const path = flags.config ?? process.env.DR_CONFIG ?? (existsSync(LOCAL_CONFIG) ? LOCAL_CONFIG : undefined);
+  const options = { sets: flags.set ?? [], checkEnv };
+  return path === undefined ? parseClusterFile({}, '--set', options) : loadClusterFile(path, options);
+}
+
+const LOCAL_CONFIG = 'dr.config.local.json';
+
 async function runNode(role: Role, flags: NodeFlags): Promise<void> {
   let logger: Logger | undefined;
   try {
-    const config = loadClusterConfig({ flags: configFlags(role, flags), file: flags.config });
+    // Before any port is bound: a bad cluster file stops the node with every problem listed.
+    const file = nodeClusterFile(flags, role === 'head');
+    const config = loadClusterConfig({ flags: configFlags(role, flags), fileSettings: file.cluster });
     if (role === 'worker' && config.rank === 0) {
       throw new ConfigError(
         'a worker cannot have rank 0 (that is the head). Fix: set PET_NODE_RANK / --rank to 1 or more, or run dr head',
@@ -231,6 +261,7 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
     });
     const log = logger;
     let stopReporting = (): void => undefined;
+    let services: RunningServices | undefined;
     let stopping = false;
     const shutdown = (why: string, code: number) => {
       if (stopping) return;
@@ -250,6 +281,7 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
         exit(code);
       }, STOP_GRACE_MS).unref();
       stopReporting();
+      services?.stop();
       Promise.all([monitor?.close(), runtime.stop()]).then(
         () => exit(code),
         (err: unknown) => {
@@ -276,7 +308,22 @@ async function runNode(role: Role, flags: NodeFlags): Promise<void> {
     // A dashboard that cannot listen is logged and skipped: monitoring never stops a cluster from running.
     const dashboard = await monitor?.attach(runtime);
     stopReporting = startNodeReporting(runtime, { mailboxDepths: () => runtime.mailboxDepths() });
-    if (role === 'head' && kinds.has('jobs')) await startJobManager(runtime, flags, log);
+    if (role === 'head') {
+      services = startServices(
+        {
+          spawn: (spec) => runtime.spawn(spec),
+          ask: (target, msg, options) => runtime.ask(target, msg, options),
+          actors: () => runtime.actors(),
+          nodes: async () => {
+            const s = await runtime.status();
+            return { alive: s.nodes.filter((n) => n.state === 'alive').length, expected: s.nnodes };
+          },
+        },
+        file,
+        { listenHost: config.listenHost, log, joinWaitMs: config.joinTimeoutMs },
+      );
+      if (kinds.has('jobs')) await startJobManager(runtime, flags, file, log);
+    }
     log.info(
       { rank: runtime.rank, port: runtime.node.port, kinds: [...kinds.keys()], dashboard },
       'node ready',
@@ -305,9 +352,15 @@ const OUTPUTS_DIR_HELP =
 
 /** The head runs the job manager from the start, so a restarted head resumes its jobs without a CLI call.
  * Like the dashboard, a job manager that cannot start is logged and the head runs on. */
-async function startJobManager(runtime: NodeRuntime, flags: NodeFlags, log: Logger): Promise<void> {
+async function startJobManager(
+  runtime: NodeRuntime,
+  flags: NodeFlags,
+  file: ClusterFile,
+  log: Logger,
+): Promise<void> {
   const args = {
     ...DEFAULT_JOB_MANAGER_ARGS,
+    services: toolServices(file),
     dataDir: flags.jobsDir ?? process.env.DR_JOBS_DIR ?? DEFAULT_JOB_MANAGER_ARGS.dataDir,
     outputsDir: flags.outputsDir ?? process.env.DR_OUTPUTS_DIR ?? DEFAULT_JOB_MANAGER_ARGS.outputsDir,
   };

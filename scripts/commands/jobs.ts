@@ -18,6 +18,7 @@ interface ConnectFlags {
 }
 
 interface RolloutFlags extends ConnectFlags {
+  policy?: string;
   policyUrl?: string;
   model?: string;
   policyKind?: string;
@@ -29,10 +30,46 @@ interface RolloutFlags extends ConnectFlags {
   searchTopK?: string;
   schedule?: string;
   n?: string;
+  maxToolErrorRate?: string;
   wait?: boolean;
+  json?: boolean;
 }
 
-async function withJobs(flags: ConnectFlags, use: (jobs: JobsClient) => Promise<void>): Promise<void> {
+/** One line of JSON per job for scripts: what `--json` prints. */
+export interface JobSummary {
+  id: string | null;
+  kind: JobKind;
+  state: JobRecord['state'] | 'refused';
+  progress: JobRecord['progress'];
+  toolCalls: number;
+  toolErrors: number;
+  createdAt?: string;
+  finishedAt?: string;
+  result?: JobRecord['result'];
+  error?: { code: string; message: string };
+}
+
+export function jobSummary(job: JobRecord): JobSummary {
+  const tools = job.result?.tools ?? job.tools ?? { calls: 0, errors: 0 };
+  return {
+    id: job.id,
+    kind: job.kind,
+    state: job.state,
+    progress: job.progress,
+    toolCalls: tools.calls,
+    toolErrors: tools.errors,
+    createdAt: job.createdAt,
+    ...(job.finishedAt === undefined ? {} : { finishedAt: job.finishedAt }),
+    ...(job.result === undefined ? {} : { result: job.result }),
+    ...(job.error === undefined ? {} : { error: job.error }),
+  };
+}
+
+async function withJobs(
+  flags: ConnectFlags,
+  use: (jobs: JobsClient) => Promise<void>,
+  onError: (err: unknown) => void = () => undefined,
+): Promise<void> {
   const head =
     flags.head ?? `${process.env.PET_MASTER_ADDR ?? '127.0.0.1'}:${process.env.PET_MASTER_PORT ?? 29500}`;
   let client: ClusterClient | undefined;
@@ -44,6 +81,7 @@ async function withJobs(flags: ConnectFlags, use: (jobs: JobsClient) => Promise<
     const message = isDrError(err) ? `${err.code}: ${err.message}` : String(err);
     process.stderr.write(`dr: ${message}\n`);
     process.exitCode = 1;
+    onError(err);
   } finally {
     await client?.close();
   }
@@ -54,15 +92,17 @@ const num = (v: string | undefined): number | undefined => (v === undefined ? un
 function rolloutConfig(f: RolloutFlags): Record<string, unknown> {
   const baseURL = f.policyUrl ?? process.env.DR_POLICY_URL;
   const model = f.model ?? process.env.DR_POLICY_MODEL;
-  const config: Record<string, unknown> = {
-    policy: {
+  const config: Record<string, unknown> = {};
+  // A named policy of the cluster file; else an endpoint spelled out; else the cluster's only policy.
+  if (f.policy !== undefined) config.policy = { name: f.policy };
+  else if (baseURL !== undefined)
+    config.policy = {
       kind: f.policyKind ?? 'chat',
       baseURL,
       model,
       ...(f.apiKeyEnv === undefined ? {} : { apiKeyEnv: f.apiKeyEnv }),
       ...(f.nativeTools === true ? { tools: 'native' } : {}),
-    },
-  };
+    };
   const set = (key: string, value: unknown): void => {
     if (value !== undefined) config[key] = value;
   };
@@ -72,11 +112,13 @@ function rolloutConfig(f: RolloutFlags): Record<string, unknown> {
   set('searchTopK', num(f.searchTopK));
   set('schedule', f.schedule);
   set('n', num(f.n));
+  set('maxToolErrorRate', num(f.maxToolErrorRate));
   return config;
 }
 
 function rolloutOptions(cmd: Command): Command {
   return cmd
+    .option('--policy <name>', "one of the cluster file's policies (default: its only one)")
     .option(
       '--policy-url <url>',
       'OpenAI-compatible base URL of the policy, e.g. http://host:8000/v1 (DR_POLICY_URL)',
@@ -88,9 +130,17 @@ function rolloutOptions(cmd: Command): Command {
     .option('--max-turns <n>', 'turns per trajectory (default 10)')
     .option('--max-tokens <n>', 'tokens per turn (default 2048)')
     .option('--temperature <t>', 'sampling temperature (default 1)')
-    .option('--search-top-k <k>', 'results per web_search query (default 10, as in DeepResearcher)')
+    .option(
+      '--search-top-k <k>',
+      "results per web_search query (default: the cluster file's search.topK, else 10 as in DeepResearcher)",
+    )
+    .option(
+      '--max-tool-error-rate <r>',
+      'fail the job when more than this share of tool calls fail (default 0.5)',
+    )
     .option('--schedule <s>', 'async (default) or barrier (the original turn-synchronous schedule)')
     .option('--wait', 'follow the job until it ends')
+    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, result, error')
     .option(
       '--head <host:port>',
       "the head's address (default PET_MASTER_ADDR:PET_MASTER_PORT or 127.0.0.1:29500)",
@@ -109,6 +159,8 @@ function describe(job: JobRecord): string {
 function printOutcome(job: JobRecord): void {
   process.stdout.write(`${job.id} ${job.state}\n`);
   if (job.error !== undefined) process.stdout.write(`error: ${job.error.code}: ${job.error.message}\n`);
+  const { toolCalls, toolErrors } = jobSummary(job);
+  process.stdout.write(`tool calls: ${toolCalls}, failed: ${toolErrors}\n`);
   for (const [name, path] of Object.entries(job.result?.paths ?? {}))
     process.stdout.write(`${name}: ${path}\n`);
   if (job.kind === 'research' && Array.isArray(job.result?.summary)) {
@@ -125,8 +177,10 @@ function printOutcome(job: JobRecord): void {
   }
 }
 
-async function follow(jobs: JobsClient, job: JobRecord): Promise<JobRecord> {
-  const tty = process.stdout.isTTY === true;
+/** Follows a job to its end: a bar on a terminal, else progress lines (on stderr when stdout is JSON). */
+async function follow(jobs: JobsClient, job: JobRecord, json: boolean): Promise<JobRecord> {
+  const tty = process.stdout.isTTY === true && !json;
+  const out = json ? process.stderr : process.stdout;
   const bar = tty
     ? new SingleBar({ format: `${job.id} [{bar}] {value}/{total} {state}` }, Presets.shades_classic)
     : null;
@@ -141,7 +195,7 @@ async function follow(jobs: JobsClient, job: JobRecord): Promise<JobRecord> {
       bar.update(current.progress.done, { state: current.state });
     } else {
       const line = `${current.state} ${current.progress.done}/${current.progress.total}`;
-      if (line !== last) process.stdout.write(`progress ${line}\n`);
+      if (line !== last) out.write(`progress ${line}\n`);
       last = line;
     }
   }
@@ -150,18 +204,37 @@ async function follow(jobs: JobsClient, job: JobRecord): Promise<JobRecord> {
 }
 
 async function submit(
-  flags: ConnectFlags & { wait?: boolean },
+  flags: ConnectFlags & { wait?: boolean; json?: boolean },
   kind: JobKind,
   config: unknown,
 ): Promise<void> {
-  await withJobs(flags, async (jobs) => {
-    let job = await jobs.submit(kind, config);
-    process.stdout.write(`submitted ${job.id}\n`);
-    if (flags.wait !== true) return;
-    job = await follow(jobs, job);
-    printOutcome(job);
-    if (job.state !== 'succeeded') process.exitCode = 1;
-  });
+  const json = flags.json === true;
+  await withJobs(
+    flags,
+    async (jobs) => {
+      let job = await jobs.submit(kind, config);
+      if (!json) process.stdout.write(`submitted ${job.id}\n`);
+      if (flags.wait === true) job = await follow(jobs, job, json);
+      if (json) process.stdout.write(`${JSON.stringify(jobSummary(job))}\n`);
+      else if (flags.wait === true) printOutcome(job);
+      if (flags.wait === true && job.state !== 'succeeded') process.exitCode = 1;
+    },
+    (err) => {
+      if (!json) return;
+      const refused: JobSummary = {
+        id: null,
+        kind,
+        state: 'refused',
+        progress: { done: 0, total: 0 },
+        toolCalls: 0,
+        toolErrors: 0,
+        error: isDrError(err)
+          ? { code: err.code, message: err.message }
+          : { code: 'JOB_SUBMIT_FAILED', message: String(err) },
+      };
+      process.stdout.write(`${JSON.stringify(refused)}\n`);
+    },
+  );
 }
 
 export function register(program: Command): void {
@@ -231,30 +304,36 @@ export function register(program: Command): void {
     )
     .option('--resume', "continue from the last checkpoint in the config's checkpoint folder")
     .option('--wait', 'follow the job until it ends')
+    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, result, error')
     .option('--head <host:port>', "the head's address")
     .option('--token-file <path>', 'file holding the cluster token')
-    .action(async (f: ConnectFlags & { config: string; resume?: boolean; wait?: boolean }) => {
-      let train: TrainConfig;
-      try {
-        train = loadTrainConfig(f.config);
-      } catch (err) {
-        process.stderr.write(`dr: ${isDrError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      await submit(f, 'train', { train, resume: f.resume === true });
-    });
+    .action(
+      async (f: ConnectFlags & { config: string; resume?: boolean; wait?: boolean; json?: boolean }) => {
+        let train: TrainConfig;
+        try {
+          train = loadTrainConfig(f.config);
+        } catch (err) {
+          process.stderr.write(`dr: ${isDrError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        await submit(f, 'train', { train, resume: f.resume === true });
+      },
+    );
 
   program
     .command('jobs')
     .description('List the jobs on the cluster')
-    .option('--json', 'print the job records as JSON')
+    .option(
+      '--json',
+      'print a JSON array: per job id, kind, state, progress, toolCalls, toolErrors, result, error',
+    )
     .option('--head <host:port>', "the head's address")
     .option('--token-file <path>', 'file holding the cluster token')
     .action(async (f: ConnectFlags & { json?: boolean }) => {
       await withJobs(f, async (jobs) => {
         const list = await jobs.list();
-        if (f.json === true) process.stdout.write(`${JSON.stringify(list)}\n`);
+        if (f.json === true) process.stdout.write(`${JSON.stringify(list.map(jobSummary))}\n`);
         else process.stdout.write(list.length === 0 ? 'no jobs\n' : `${list.map(describe).join('\n')}\n`);
       });
     });

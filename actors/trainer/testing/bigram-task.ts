@@ -68,6 +68,7 @@ export class BigramTaskSource implements RolloutSource {
           turns: 1,
           responseTokens: this.answerLength,
           toolCalls: 0,
+          toolErrors: 0,
           toolMs: 0,
           weightVersion: w.version,
         });
