@@ -1,6 +1,6 @@
 /**
  * Messages a PolicyActor (`policy/<name>`, a checkpoint the cluster serves) accepts, protocol version 1.
- * RolloutActors reach it through actors/rollout/actor-policy.ts: the prompt goes over the cluster transport
+ * RolloutActors reach it through actors/rollout/served-policy.ts: the prompt goes over the cluster transport
  * like any ask, so a served policy needs no port, no URL and no route between nodes, and it keeps its name
  * when it is re-spawned elsewhere. Refusals are `policy.error` replies, not throws: a bad request must not
  * restart the actor and drop every generation in flight.

@@ -19,7 +19,8 @@ import {
 } from '../testing/node-process.ts';
 import { MONITOR_ACTOR, type MonitorMessage } from './protocol.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
+// The browser scripts/ensure-browser.ts (npm test's first step) found or installed.
+const CHROMIUM = process.env.DR_CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
 
 let head: NodeProcess;
