@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runDr } from '../runtime/testing/node-process.ts';
-import { ClusterFileError, loadClusterFile, parseSet, type ConfigIssue } from './cluster-file.ts';
+import { ClusterFileError, loadClusterFile, type ConfigIssue } from './cluster-file.ts';
+import { parseSet } from './overrides.ts';
 
 const EXAMPLES = fileURLToPath(new URL('./examples/', import.meta.url));
 

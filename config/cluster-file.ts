@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { applySet, isPlainObject, OverridePathError } from './overrides.ts';
 import { z } from 'zod';
 import { nodeSettingsSchema } from './cluster.ts';
 import { DrError } from './errors.ts';
@@ -307,7 +308,7 @@ export function parseClusterFile(
   const cwd = options.cwd ?? process.cwd();
   const file = origin;
   const raw = structuredClone(doc);
-  for (const set of options.sets ?? []) applySet(raw, set, file);
+  for (const set of options.sets ?? []) applyOverride(raw, set, file);
   const parsed = fileSchema.safeParse(raw);
   const issues = parsed.success ? [] : parsed.error.issues.flatMap((i) => describeIssue(i, raw));
   if (options.checkEnv === true) issues.push(...environmentIssues(raw, options.env ?? process.env, cwd));
@@ -318,45 +319,20 @@ export function parseClusterFile(
   return parsed.data;
 }
 
-/** Parses `a.b.c=value` (value as YAML: numbers, booleans, [lists] and {maps} keep their type). */
-export function parseSet(set: string): { path: string[]; value: unknown } {
-  const eq = set.indexOf('=');
-  const path = eq <= 0 ? [] : set.slice(0, eq).split('.');
-  if (path.length === 0 || path.some((p) => p === '')) {
-    throw new DrError(
-      'CONFIG_INVALID',
-      `--set '${set}' is not KEY.PATH=VALUE. Fix: write it like --set search.shards=4`,
-    );
-  }
-  const text = set.slice(eq + 1);
-  let value: unknown;
+function applyOverride(doc: Record<string, unknown>, set: string, file: string): void {
   try {
-    value = parseYaml(text);
-  } catch {
-    value = text;
+    applySet(doc, set);
+  } catch (err) {
+    if (!(err instanceof OverridePathError)) throw err;
+    throw new ClusterFileError(file, [
+      {
+        path: err.at,
+        value: JSON.stringify(err.found),
+        message: `--set ${set} reaches into a value that is not a map`,
+        fix: 'set the whole value instead, or check the path',
+      },
+    ]);
   }
-  return { path, value: value === null && text !== 'null' ? text : value };
-}
-
-function applySet(doc: Record<string, unknown>, set: string, file: string): void {
-  const { path, value } = parseSet(set);
-  let at: Record<string, unknown> = doc;
-  for (const [i, key] of path.slice(0, -1).entries()) {
-    const next = at[key];
-    if (next === undefined) at[key] = {};
-    else if (!isPlainObject(next)) {
-      throw new ClusterFileError(file, [
-        {
-          path: path.slice(0, i + 1).join('.'),
-          value: JSON.stringify(next),
-          message: `--set ${set} reaches into a value that is not a map`,
-          fix: 'set the whole value instead, or check the path',
-        },
-      ]);
-    }
-    at = at[key] as Record<string, unknown>;
-  }
-  at[path[path.length - 1] as string] = value;
 }
 
 function readDocument(path: string): Record<string, unknown> {
@@ -530,8 +506,4 @@ function valueAt(doc: unknown, path: readonly string[]): unknown {
 
 function shown(value: unknown): string {
   return value === undefined ? 'missing' : (JSON.stringify(value) ?? String(value));
-}
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
 }

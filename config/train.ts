@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DrError } from './errors.ts';
+import { applySet, isPlainObject } from './overrides.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -15,6 +16,11 @@ export const trainConfigSchema = z
   .object({
     /** Experiment name: output and checkpoint folders are named after it. */
     name: z.string().regex(/^[A-Za-z0-9._-]{1,80}$/, 'use letters, digits, dot, dash or underscore'),
+    /** Project the experiment belongs to: outputs then go to outputs/<project>/<name>, the original's layout. */
+    project: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,80}$/, 'use letters, digits, dot, dash or underscore')
+      .optional(),
     seed: z.number().int().nonnegative().default(0),
     mode: z.enum(['grpo', 'sft']).default('grpo'),
     /** Optimizer steps to run (each one batch of questions × n rollouts). */
@@ -99,6 +105,16 @@ export const trainConfigSchema = z
         dir: z.string().optional(),
       })
       .prefault({}),
+    /** Hugging Face folders of the trained policy (dr export's format) during the run. */
+    export: z
+      .object({
+        /** Write one every this many steps (and after the last); null: only `dr export` afterwards. */
+        everySteps: positiveInt.nullable().default(null),
+        dtype: z.enum(['F32', 'BF16', 'F16']).default('BF16'),
+        /** Default: outputs/<name>/hf (one step_<k> folder per export) */
+        dir: z.string().optional(),
+      })
+      .prefault({}),
     validation: z
       .object({
         /** Validate on the dev split every this many steps (and before the first and after the last). */
@@ -107,7 +123,7 @@ export const trainConfigSchema = z
         limit: positiveInt.default(64),
       })
       .prefault({}),
-    /** Default: outputs/<name> */
+    /** Default: outputs/<name>, or outputs/<project>/<name> */
     outputDir: z.string().optional(),
   })
   .strict();
@@ -115,7 +131,7 @@ export const trainConfigSchema = z
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 
-export const PRESETS = ['embedded-demo', 'paper'] as const;
+export const PRESETS = ['embedded-demo', 'paper', 'smoke'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 const presetDir = join(dirname(fileURLToPath(import.meta.url)), 'presets');
@@ -154,8 +170,9 @@ export function parseTrainConfig(raw: unknown, origin = 'train config'): TrainCo
   return parsed.data;
 }
 
-/** Reads and validates a JSON config file; relative paths inside stay relative to the caller's cwd. */
-export function loadTrainConfig(file: string): TrainConfig {
+/** Reads and validates a JSON config file, with `--set key.path=value` overrides applied on top (after the
+ * preset); relative paths inside stay relative to the caller's cwd. */
+export function loadTrainConfig(file: string, sets: readonly string[] = []): TrainConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(isAbsolute(file) ? file : resolve(file), 'utf8'));
@@ -164,15 +181,27 @@ export function loadTrainConfig(file: string): TrainConfig {
       cause: err,
     });
   }
+  if (sets.length > 0) {
+    if (!isPlainObject(raw))
+      throw new DrError('CONFIG_INVALID', `train config ${file} must be a JSON object`);
+    for (const set of sets) applySet(raw, set);
+  }
   return parseTrainConfig(raw, file);
 }
 
 export function outputDirOf(config: TrainConfig): string {
-  return config.outputDir ?? join('outputs', config.name);
+  return (
+    config.outputDir ??
+    join('outputs', ...(config.project === undefined ? [] : [config.project]), config.name)
+  );
 }
 
 export function checkpointDirOf(config: TrainConfig): string {
   return config.checkpoint.dir ?? join(outputDirOf(config), 'checkpoints');
+}
+
+export function exportDirOf(config: TrainConfig): string {
+  return config.export.dir ?? join(outputDirOf(config), 'hf');
 }
 
 function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -183,8 +212,4 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
       isPlainObject(b) && isPlainObject(v) && !('kind' in v && v.kind !== b.kind) ? deepMerge(b, v) : v;
   }
   return out;
-}
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
 }

@@ -6,6 +6,7 @@ const commandGroups: Array<() => Promise<{ register(program: Command): void }>> 
   () => import('./commands/cluster.ts'),
   () => import('./commands/config.ts'),
   () => import('./commands/score.ts'),
+  () => import('./commands/export.ts'),
   () => import('./commands/jobs.ts'),
   () => import('./commands/monitor.ts'),
   () => import('./commands/sandbox.ts'),

@@ -3,6 +3,7 @@
  * evaluation's rollout file, MBE verdicts and score table, or a research job's answers.
  */
 import { resolve } from 'node:path';
+import { writeFileAtomically } from '../../runtime/durable-file.ts';
 import { Judge } from '../rollout/judge.ts';
 import type { WorkUnit } from '../rollout/protocol.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
@@ -11,7 +12,6 @@ import {
   rolloutPath,
   scoreTable,
   scoreTableMarkdown,
-  writeFileAtomically,
   type RolloutEntry,
   type ScoreTable,
 } from './outputs.ts';

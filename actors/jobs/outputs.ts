@@ -3,8 +3,7 @@
  * rollout_step_{k}.json` (a JSON list of `{idx, question, message_str}` entries, plus our scores), and a
  * per-source score table (F1, EM, MBE) like the paper's Tables 1-2, as JSON and Markdown.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { FORMAT_ERROR_SCORE } from '../rollout/reward.ts';
 
 export interface RolloutEntry {
@@ -50,13 +49,6 @@ export function solutionOf(messageStr: string): string {
 
 export function rolloutPath(outputsDir: string, project: string, experiment: string, step: number): string {
   return join(outputsDir, project, experiment, 'rollout', `rollout_step_${step}.json`);
-}
-
-export async function writeFileAtomically(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
 }
 
 const percent = (sum: number, n: number): number => (n === 0 ? 0 : Math.round((10_000 * sum) / n) / 100);

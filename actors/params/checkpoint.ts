@@ -5,9 +5,10 @@
  * checkpoint or the new one, never half of one. Reading verifies the sha256 of every payload.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DrError } from '../../config/errors.ts';
+import { writeDurably } from '../../runtime/durable-file.ts';
 import { encodeWeights, sha256, splitTensors, type TensorSpec } from './weights-codec.ts';
 
 export interface CheckpointData<T = unknown> {
@@ -19,6 +20,8 @@ export interface CheckpointData<T = unknown> {
   optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
   /** Trainer state: RNG state, data cursor, anything needed to continue exactly. */
   trainer: T;
+  /** The Hugging Face folder training started from (config and tokenizer for `dr export`). */
+  base?: string;
 }
 
 interface CheckpointMeta {
@@ -30,6 +33,7 @@ interface CheckpointMeta {
   weightsSha256: string;
   optimizerSha256: string;
   trainer: unknown;
+  base?: string;
 }
 
 const FORMAT = 1;
@@ -52,6 +56,7 @@ export async function writeCheckpoint(root: string, data: CheckpointData, keep =
     weightsSha256: manifest.sha256,
     optimizerSha256: optimizer.manifest.sha256,
     trainer: data.trainer,
+    ...(data.base === undefined ? {} : { base: data.base }),
   };
   const tmp = join(root, `.tmp-${checkpointName(data.step)}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp);
@@ -128,17 +133,8 @@ export async function readCheckpoint<T = unknown>(dir: string): Promise<Checkpoi
     weights,
     optimizer: { step: meta.optimizerStep, m: moments.slice(0, n), v: moments.slice(n) },
     trainer: meta.trainer as T,
+    ...(meta.base === undefined ? {} : { base: meta.base }),
   };
-}
-
-async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 async function prune(root: string, keep: number): Promise<void> {

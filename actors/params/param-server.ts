@@ -6,12 +6,15 @@
  * the trainer hands over, written atomically (checkpoint.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { DrError } from '../../config/errors.ts';
 import type { Actor, ActorContext, ActorFactory } from '../../runtime/actor.ts';
 import { latestCheckpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { exportWeights } from './hf-export.ts';
 import {
   paramsRequest,
   type CheckpointReply,
+  type HfExportReply,
   type LatestReply,
   type ParamsArgs,
   type ParamsErrorReply,
@@ -93,6 +96,8 @@ export class ParameterServer implements Actor {
         return this.checkpoint(msg.step, msg.optimizer, msg.trainer, ctx);
       case 'params.restore':
         return this.restore(msg.checkpoint);
+      case 'params.export':
+        return this.export(msg, ctx);
     }
   }
 
@@ -208,6 +213,7 @@ export class ParameterServer implements Actor {
           v: moments.slice(specs.length),
         },
         trainer,
+        ...(this.args.modelDir === undefined ? {} : { base: resolve(this.args.modelDir) }),
       },
       this.args.keepCheckpoints ?? 3,
     );
@@ -231,6 +237,29 @@ export class ParameterServer implements Actor {
         trainer: c.trainer,
       },
     };
+  }
+
+  private async export(
+    msg: Extract<ParamsRequest, { type: 'params.export' }>,
+    ctx: ActorContext,
+  ): Promise<HfExportReply> {
+    const l = this.latest;
+    if (l === null)
+      throw new DrError('PARAMS_NO_WEIGHTS', 'nothing to export: no weight version has been published yet');
+    if (this.args.modelDir === undefined)
+      throw new DrError(
+        'PARAMS_NO_BASE_MODEL',
+        'this parameter server was started without modelDir, so it has no config.json or tokenizer to export with',
+      );
+    const specs = l.manifest.tensors;
+    const tensors = splitTensors(specs, l.bytes);
+    const result = await exportWeights(msg.dir, this.args.modelDir, specs, tensors, {
+      ...(msg.dtype === undefined ? {} : { dtype: msg.dtype }),
+      ...(msg.maxShardBytes === undefined ? {} : { maxShardBytes: msg.maxShardBytes }),
+      metadata: { dr_step: String(l.step), dr_weight_version: String(l.version) },
+    });
+    ctx.log.info({ version: l.version, step: l.step, dir: result.dir }, 'weight version exported');
+    return { version: l.version, step: l.step, dir: result.dir, shards: result.shards };
   }
 
   private upload(id: string): Upload {

@@ -1,5 +1,11 @@
 /** The trainer's handle on the ParameterServerActor's checkpoint and version requests. */
-import { PARAMS_PROTOCOL, type CheckpointReply, type LatestReply, type RestoreReply } from './protocol.ts';
+import {
+  PARAMS_PROTOCOL,
+  type CheckpointReply,
+  type HfExportReply,
+  type LatestReply,
+  type RestoreReply,
+} from './protocol.ts';
 import { askParams, type AskFn } from './weight-transfer.ts';
 
 export class ParamsClient {
@@ -25,6 +31,19 @@ export class ParamsClient {
       this.timeoutMs,
     );
     return r.path;
+  }
+
+  /** The latest version as a Hugging Face folder at `dir` (written on the parameter server's node). */
+  export(
+    dir: string,
+    options: { dtype?: 'F32' | 'BF16' | 'F16'; maxShardBytes?: number } = {},
+  ): Promise<HfExportReply> {
+    return askParams<HfExportReply>(
+      this.ask,
+      this.server,
+      { v: PARAMS_PROTOCOL, type: 'params.export', dir, ...options },
+      this.timeoutMs,
+    );
   }
 
   async restore(checkpoint?: string): Promise<RestoreReply['restored']> {

@@ -48,6 +48,14 @@ export const paramsRequest = z.discriminatedUnion('type', [
     trainer: z.unknown(),
   }),
   z.object({ v: z.literal(1), type: z.literal('params.restore'), checkpoint: z.string().optional() }),
+  /** Writes the latest version as a Hugging Face folder (runtime/model/hf-export.ts) at `dir`. */
+  z.object({
+    v: z.literal(1),
+    type: z.literal('params.export'),
+    dir: z.string().min(1),
+    dtype: z.enum(['F32', 'BF16', 'F16']).optional(),
+    maxShardBytes: z.number().int().positive().optional(),
+  }),
 ]);
 
 export type ParamsRequest = z.infer<typeof paramsRequest>;
@@ -94,9 +102,19 @@ export interface RestoreReply {
   };
 }
 
+export interface HfExportReply {
+  version: number;
+  step: number;
+  dir: string;
+  shards: string[];
+}
+
 export interface ParamsArgs {
   /** Where checkpoints go (one folder per step plus latest.json). */
   checkpointDir: string;
+  /** The Hugging Face folder training started from: recorded in every checkpoint, and the config and
+   * tokenizer of every export. */
+  modelDir?: string;
   /** Checkpoints kept on disk. */
   keepCheckpoints?: number;
   /** Weight versions kept in memory for pulls in progress. */

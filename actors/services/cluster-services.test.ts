@@ -4,7 +4,7 @@
  * worker that the head places the services on, and `dr submit research --wait --json` as a user runs it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -12,10 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadDataset } from '../jobs/datasets.ts';
+import { parseQwen2Config, qwen2ParamShapes } from '../../runtime/model/qwen2-config.ts';
+import { readEventFile } from '../../runtime/monitor/testing/tensorboard-reader.ts';
+import type { TrainEvent } from '../trainer/metrics.ts';
+import type { TrainRolloutEntry } from '../trainer/rollout-files.ts';
 import { runDr, startHead, startWorker, type NodeProcess } from '../../runtime/testing/node-process.ts';
 
 const DR = fileURLToPath(new URL('../../scripts/dr.js', import.meta.url));
 const KINDS = fileURLToPath(new URL('../kinds.ts', import.meta.url));
+const SMOKE = fileURLToPath(new URL('../../config/presets/smoke.json', import.meta.url));
 // The embedded policy was trained on this world (seed 1, 1,000 entities) with top-5 search responses.
 const WORLD = { seed: 1, size: 1000 };
 const KEY_ENV = 'DR_TEST_SERPER_KEY';
@@ -90,7 +95,9 @@ describe('tool services from a cluster file', () => {
       { [KEY_ENV]: info.apiKey },
     );
 
-  it('places the declared services on the worker and researches through the Serper-kind backend', async () => {
+  /** A head on a cluster file with the sandbox as a Serper-kind search backend, and a worker the head
+   * places the services on (the worker's environment holds the key). */
+  const sandboxCluster = async (): Promise<number> => {
     const file = join(dir, 'cluster.yaml');
     await writeFile(
       file,
@@ -111,13 +118,17 @@ describe('tool services from a cluster file', () => {
     process.env[KEY_ENV] = info.apiKey;
     const port = await head(file);
     delete process.env[KEY_ENV];
-    // The search shard runs on the worker, so the worker's environment holds the key.
     const worker = await startWorker(port, 1, ['--kinds', KINDS], { [KEY_ENV]: info.apiKey });
     nodes.push(worker);
     // The head places the services once the worker has joined, and logs each one that runs.
     for (const name of ['search/0', 'browse/0', 'policy/embedded']) {
       await nodes[0]!.waitForLog((l) => l.msg === 'service started' && l.actor === name, 90_000);
     }
+    return port;
+  };
+
+  it('places the declared services on the worker and researches through the Serper-kind backend', async () => {
+    const port = await sandboxCluster();
 
     const run = await submitResearch(port);
 
@@ -150,4 +161,81 @@ describe('tool services from a cluster file', () => {
     expect(result.error.message).toMatch(/search/);
     expect(result.error.message).toContain('`search:`');
   }, 120_000);
+
+  it('trains with the smoke preset, keeps rollout files and TensorBoard events, and `dr export` writes a Qwen2 HF folder', async () => {
+    const port = await sandboxCluster();
+    const out = join(dir, 'smoke');
+
+    const train = await runDr([
+      'submit',
+      'train',
+      '--config',
+      SMOKE,
+      '--set',
+      `outputDir=${out}`,
+      '--head',
+      `127.0.0.1:${port}`,
+      '--wait',
+      '--json',
+    ]);
+
+    expect(train.code, train.stderr).toBe(0);
+    const job = JSON.parse(train.stdout) as { state: string; toolCalls: number; toolErrors: number };
+    expect(job).toMatchObject({ state: 'succeeded', toolErrors: 0 });
+    expect(job.toolCalls).toBeGreaterThan(0);
+    // The original's rollout files, one per train step and validation, each entry readable on its own.
+    const events = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TrainEvent);
+    const steps = events.filter((e) => e.type === 'step');
+    expect(steps.map((e) => e.rolloutFile)).toEqual([
+      'rollout/rollout_step_1.json',
+      'rollout/rollout_step_2.json',
+    ]);
+    const entries = JSON.parse(
+      await readFile(join(out, 'rollout', 'rollout_step_2.json'), 'utf8'),
+    ) as TrainRolloutEntry[];
+    expect(entries).toHaveLength(16); // 4 questions x 4 rollouts
+    const trainRows = await loadDataset('sandbox:train:1');
+    for (const e of entries) {
+      expect(trainRows[e.idx]?.question).toBe(e.question);
+      expect(e.message_str).toContain(e.question);
+      expect(e.weight_version).toBe(1);
+      expect(e.f1).toBe(e.format_error ? 0 : Math.max(0, e.reward));
+    }
+    // TensorBoard scalars per step, beside metrics.jsonl.
+    const eventFile = (await readdir(out)).find((f) => f.startsWith('events.out.tfevents.'));
+    const scalars = readEventFile(join(out, eventFile!)).filter((e) => 'train/reward_mean' in e.values);
+    expect(scalars.map((e) => [e.step, e.values['train/reward_mean']])).toEqual(
+      steps.map((e) => [e.step, Math.fround(e.rollout.rewardMean)]),
+    );
+    // export.everySteps wrote the last step's HF folder during the run.
+    expect(events.find((e) => e.type === 'export')).toMatchObject({
+      step: 2,
+      path: join(out, 'hf', 'step_2'),
+    });
+
+    const hf = join(dir, 'hf');
+    const exported = await runDr(['export', '--checkpoint', join(out, 'checkpoints'), '--out', hf]);
+
+    expect(exported.code, exported.stderr).toBe(0);
+    const config = parseQwen2Config(JSON.parse(await readFile(join(hf, 'config.json'), 'utf8')));
+    const header = await readSafetensorsHeader(join(hf, 'model.safetensors'));
+    const stored = Object.fromEntries(Object.entries(header).filter(([k]) => k !== '__metadata__'));
+    expect(Object.fromEntries(Object.entries(stored).map(([k, v]) => [k, v.shape]))).toEqual(
+      Object.fromEntries(qwen2ParamShapes(config)),
+    );
+    expect(new Set(Object.values(stored).map((v) => v.dtype))).toEqual(new Set(['BF16']));
+    expect(header.__metadata__).toMatchObject({ format: 'pt', dr_step: '2', dr_weight_version: '2' });
+  }, 240_000);
 });
+
+/** The JSON header of a safetensors file: name → {dtype, shape, data_offsets}, plus __metadata__. */
+async function readSafetensorsHeader(
+  file: string,
+): Promise<Record<string, { dtype: string; shape: number[] }> & { __metadata__?: Record<string, string> }> {
+  const bytes = await readFile(file);
+  const length = Number(bytes.readBigUInt64LE(0));
+  return JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as never;
+}

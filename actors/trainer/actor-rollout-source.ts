@@ -267,6 +267,9 @@ function toScored(t: Trajectory, version: number): ScoredRollout {
   const toolCalls = t.toolStats.searchCalls + t.toolStats.browseCalls;
   return {
     questionId: t.questionId,
+    sample: t.sample,
+    messageStr: t.renderedText,
+    ...(t.answer === undefined ? {} : { answer: t.answer }),
     tokenIds: t.tokenIds,
     lossMask: t.lossMask,
     reward,

@@ -6,6 +6,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { nodeMetrics } from '../../cluster/monitor/metrics-recorder.ts';
+import { TensorBoardWriter } from '../../runtime/monitor/tensorboard-events.ts';
 import type { StepMetrics } from '../learner/learner.ts';
 import type { ScoredRollout } from './rollout-source.ts';
 
@@ -65,9 +66,20 @@ export type TrainEvent =
       dropped: number;
       rolloutSeconds: number;
       stepSeconds: number;
+      /** The batch's rollout file, relative to the output folder (rollout-files.ts). */
+      rolloutFile?: string;
     }
-  | { type: 'validation'; job: string; step: number; version: number; stats: RolloutStats }
+  | {
+      type: 'validation';
+      job: string;
+      step: number;
+      version: number;
+      stats: RolloutStats;
+      rolloutFile?: string;
+    }
   | { type: 'checkpoint'; job: string; step: number; path: string }
+  /** A Hugging Face folder of the policy (export.everySteps). */
+  | { type: 'export'; job: string; step: number; version: number; path: string }
   | { type: 'resumed'; job: string; step: number; version: number; path: string }
   | {
       type: 'done';
@@ -78,6 +90,55 @@ export type TrainEvent =
     };
 
 export type EventSink = (e: TrainEvent) => void | Promise<void>;
+
+/** Mirrors step and validation events as TensorBoard scalars (`tensorboard --logdir outputs`). */
+export function tensorboardSink(logdir: string): EventSink {
+  let writer: TensorBoardWriter | null = null;
+  return (e) => {
+    if (e.type !== 'step' && e.type !== 'validation') return;
+    writer ??= new TensorBoardWriter(logdir);
+    if (e.type === 'validation') {
+      writer.scalars(e.step, { ...batchScalars('val', e.stats), 'weights/version': e.version });
+      return;
+    }
+    const l = e.learner;
+    writer.scalars(e.step, {
+      ...batchScalars('train', e.rollout),
+      ...(l === undefined
+        ? {}
+        : {
+            'learner/loss': l.loss,
+            'learner/pg_loss': l.pgLoss,
+            'learner/kl': l.kl,
+            'learner/entropy': l.entropy,
+            'learner/clip_fraction': l.clipFraction,
+            'learner/ppo_kl': l.ppoKl,
+            'learner/grad_norm': l.gradNorm,
+          }),
+      'perf/tokens_per_second': e.tokensPerSecond,
+      'perf/rollout_seconds': e.rolloutSeconds,
+      'perf/step_seconds': e.stepSeconds,
+      'weights/version': e.version,
+      'weights/staleness_mean': e.stalenessMean,
+      'weights/staleness_max': e.stalenessMax,
+      'weights/dropped': e.dropped,
+    });
+  };
+}
+
+function batchScalars(prefix: string, s: RolloutStats): Record<string, number> {
+  return {
+    [`${prefix}/reward_mean`]: s.rewardMean,
+    [`${prefix}/reward_std`]: s.rewardStd,
+    [`${prefix}/f1_mean`]: s.f1Mean,
+    [`${prefix}/format_error_rate`]: s.formatErrorRate,
+    [`${prefix}/turns_mean`]: s.turnsMean,
+    [`${prefix}/response_length_mean`]: s.responseLengthMean,
+    [`${prefix}/tool_calls_mean`]: s.toolCallsMean,
+    [`${prefix}/tool_errors`]: s.toolErrors,
+    [`${prefix}/tool_latency_ms`]: s.toolLatencyMs,
+  };
+}
 
 /** Appends every event as a JSON line to `file`. */
 export function jsonlSink(file: string): EventSink {

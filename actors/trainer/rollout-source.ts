@@ -13,6 +13,12 @@ export interface Question {
 
 export interface ScoredRollout {
   questionId: string;
+  /** Which of the question's n rollouts this is. */
+  sample?: number;
+  /** The whole rendered conversation (the rollout file's `message_str`). */
+  messageStr?: string;
+  /** The final `<answer>`, when there was one. */
+  answer?: string;
   tokenIds: number[];
   lossMask: number[];
   /** DeepResearcher's reward: word-set F1 of the answer, −1 on a format error. */

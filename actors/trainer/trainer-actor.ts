@@ -28,7 +28,8 @@ import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';
 import type { RolloutDone, RolloutFailed } from '../rollout/protocol.ts';
 import { toolErrorRateExceeded } from '../rollout/trajectory.ts';
 import { ActorRolloutSource } from './actor-rollout-source.ts';
-import { gaugeSink, jsonlSink, type TrainEvent } from './metrics.ts';
+import { gaugeSink, jsonlSink, tensorboardSink, type TrainEvent } from './metrics.ts';
+import { RolloutFiles } from './rollout-files.ts';
 import { PolicyServer } from './policy-server.ts';
 import { TRAINER_PROTOCOL, type TrainerArgs, type TrainerState, type TrainerStatus } from './protocol.ts';
 import type { Question } from './rollout-source.ts';
@@ -120,7 +121,7 @@ class TrainerActor implements Actor {
       const restarted = !(await spawnOrReuse(ctx, {
         kind: 'params',
         name: paramsName,
-        args: { checkpointDir: checkpointDirOf(cfg), keepCheckpoints: cfg.checkpoint.keep },
+        args: { checkpointDir: checkpointDirOf(cfg), keepCheckpoints: cfg.checkpoint.keep, modelDir },
         placement: { kind: 'local' },
       }));
       jobActors.push(paramsName);
@@ -202,6 +203,7 @@ class TrainerActor implements Actor {
       const sinks = [
         fenced,
         jsonlSink(join(outputDirOf(cfg), 'metrics.jsonl')),
+        tensorboardSink(outputDirOf(cfg)),
         gaugeSink,
         (e: TrainEvent) => this.track(e),
       ];
@@ -218,6 +220,7 @@ class TrainerActor implements Actor {
           emit: async (e) => {
             for (const s of sinks) await s(e);
           },
+          rolloutFiles: new RolloutFiles(outputDirOf(cfg), { train: trainSet, dev: devSet }),
           signal: this.abort.signal,
         },
         { resume: this.args.resume === true || restarted },

@@ -8,7 +8,8 @@
  * being updated are dropped. A resumed run restores weights, optimizer, step, RNG and data cursor, so in sync
  * mode its next loss equals the uninterrupted run's.
  */
-import type { TrainConfig } from '../../config/train.ts';
+import { join } from 'node:path';
+import { exportDirOf, type TrainConfig } from '../../config/train.ts';
 import { DrError } from '../../config/errors.ts';
 import {
   informativeGroups,
@@ -18,8 +19,10 @@ import {
 } from '../learner/batching.ts';
 import type { LearnerMode, StepMetrics } from '../learner/learner.ts';
 import type { ExportReply } from '../learner/protocol.ts';
+import type { HfExportReply } from '../params/protocol.ts';
 import { rolloutStats, type EventSink, type RolloutStats } from './metrics.ts';
 import { QuestionSampler, Rng, type RngState, type SamplerCursor } from './rng.ts';
+import type { RolloutPurpose } from './rollout-files.ts';
 import type { Question, RolloutSource, ScoredRollout } from './rollout-source.ts';
 
 /** The learner group as the trainer uses it (LearnerGroup implements it). */
@@ -37,6 +40,7 @@ export interface LearnerHandle {
 /** The parameter server as the trainer uses it (ParamsClient implements it). */
 export interface ParamsHandle {
   checkpoint(step: number, optimizer: ExportReply['optimizer'], trainer: unknown): Promise<string>;
+  export(dir: string, options: { dtype?: 'F32' | 'BF16' | 'F16' }): Promise<HfExportReply>;
   restore(): Promise<{
     path: string;
     step: number;
@@ -54,6 +58,10 @@ export interface TrainerDeps {
   trainSet: readonly Question[];
   devSet: readonly Question[];
   emit: EventSink;
+  /** Keeps each batch's trajectories (rollout-files.ts); returns the file's path for the step's event. */
+  rolloutFiles?: {
+    write(purpose: RolloutPurpose, step: number, rollouts: readonly ScoredRollout[]): Promise<string>;
+  };
   signal?: AbortSignal;
 }
 
@@ -106,7 +114,15 @@ export async function runTraining(
     if (dev.length === 0) return NaN;
     const rs = await deps.source.run(dev, 1, { seed: config.seed, purpose: 'validate' });
     const stats = rolloutStats(rs);
-    await deps.emit({ type: 'validation', job: deps.job, step, version, stats });
+    const rolloutFile = await deps.rolloutFiles?.write('validate', step, rs);
+    await deps.emit({
+      type: 'validation',
+      job: deps.job,
+      step,
+      version,
+      stats,
+      ...(rolloutFile === undefined ? {} : { rolloutFile }),
+    });
     return stats.f1Mean;
   };
 
@@ -157,6 +173,7 @@ export async function runTraining(
     const seconds = (performance.now() - t0) / 1000;
     const stats: RolloutStats = rolloutStats(batch.rollouts);
     const tokens = result?.metrics.reduce((s, m) => s + m.localTokens, 0) ?? 0;
+    const rolloutFile = await deps.rolloutFiles?.write('train', step + 1, batch.rollouts);
     await deps.emit({
       type: 'step',
       job: deps.job,
@@ -171,6 +188,7 @@ export async function runTraining(
       dropped: batch.rollouts.length - fresh.length,
       rolloutSeconds: batch.seconds,
       stepSeconds: seconds,
+      ...(rolloutFile === undefined ? {} : { rolloutFile }),
     });
     history.push({ step: step + 1, loss: m0?.loss ?? 0, rewardMean: stats.rewardMean });
 
@@ -181,6 +199,12 @@ export async function runTraining(
       const opt = await deps.learners.exportState();
       const path = await deps.params.checkpoint(step + 1, opt.optimizer, resumePoint);
       await deps.emit({ type: 'checkpoint', job: deps.job, step: step + 1, path });
+    }
+    const exportEvery = config.export.everySteps;
+    if (exportEvery !== null && ((step + 1) % exportEvery === 0 || done)) {
+      const dir = join(exportDirOf(config), `step_${step + 1}`);
+      const e = await deps.params.export(dir, { dtype: config.export.dtype });
+      await deps.emit({ type: 'export', job: deps.job, step: step + 1, version: e.version, path: e.dir });
     }
     if ((step + 1) % config.validation.every === 0 || done) last = await validate(step + 1);
   }

@@ -300,7 +300,13 @@ export function register(program: Command): void {
     .description('Train the policy with GRPO (one TrainerActor on the head; see actors/trainer)')
     .requiredOption(
       '--config <file>',
-      'JSON training config (config/train.ts; "preset": "embedded-demo" or "paper" plus overrides); its paths are read on the head',
+      'JSON training config (config/train.ts; "preset": "embedded-demo", "paper" or "smoke" plus overrides); its paths are read on the head',
+    )
+    .option(
+      '--set <key.path=value>',
+      'override a setting of the config, e.g. --set rollout.n=8 --set outputDir=/data/run1 (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
     )
     .option('--resume', "continue from the last checkpoint in the config's checkpoint folder")
     .option('--wait', 'follow the job until it ends')
@@ -308,10 +314,12 @@ export function register(program: Command): void {
     .option('--head <host:port>', "the head's address")
     .option('--token-file <path>', 'file holding the cluster token')
     .action(
-      async (f: ConnectFlags & { config: string; resume?: boolean; wait?: boolean; json?: boolean }) => {
+      async (
+        f: ConnectFlags & { config: string; set: string[]; resume?: boolean; wait?: boolean; json?: boolean },
+      ) => {
         let train: TrainConfig;
         try {
-          train = loadTrainConfig(f.config);
+          train = loadTrainConfig(f.config, f.set);
         } catch (err) {
           process.stderr.write(`dr: ${isDrError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
           process.exitCode = 1;

@@ -1,15 +1,10 @@
 import type { Command } from 'commander';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomically } from '../../runtime/durable-file.ts';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { loadDataset } from '../../actors/jobs/datasets.ts';
 import { rescoreRolloutFile } from '../../actors/jobs/rescore.ts';
 import { scoreJsonLines } from '../../actors/rollout/score-file.ts';
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}
 
 export function register(program: Command): void {
   program
@@ -36,7 +31,7 @@ export function register(program: Command): void {
         }
         const text = lines.length === 0 ? '' : `${lines.join('\n')}\n`;
         if (opts.output === undefined) process.stdout.write(text);
-        else await writeAtomically(opts.output, text);
+        else await writeFileAtomically(opts.output, text);
       } catch (err) {
         const message = isDrError(err) ? `${err.code}: ${err.message}` : String(err);
         process.stderr.write(`dr score: ${message}\n`);
