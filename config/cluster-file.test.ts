@@ -105,6 +105,44 @@ describe('cluster file', () => {
     expect(c.policies.qwen).toMatchObject({ model: 'other' });
   });
 
+  it('takes an engine for training: a completions policy with a tokenizer and weightSync, relative paths from where it is loaded', () => {
+    const file = write(
+      'c.yaml',
+      `policies:
+  vllm:
+    baseUrl: http://gpu1:8000/v1
+    model: qwen
+    api: completions
+    tokenizer: models/qwen
+    weightSync: { kind: command, dir: shared/weights, command: [systemctl, restart, vllm] }
+`,
+    );
+
+    const c = loadClusterFile(file);
+
+    expect(c.policies.vllm).toMatchObject({
+      tokenizer: join(process.cwd(), 'models', 'qwen'),
+      weightSync: { kind: 'command', dir: join(process.cwd(), 'shared', 'weights') },
+    });
+  });
+
+  it('refuses weightSync on a chat endpoint and an unknown sync kind, together', () => {
+    const file = write(
+      'c.yaml',
+      `policies:
+  chat: { baseUrl: http://h/v1, model: m, weightSync: { kind: sglang, dir: /w } }
+  other: { baseUrl: http://h/v1, model: m, api: completions, weightSync: { kind: nccl, dir: /w } }
+`,
+    );
+
+    const issues = issuesOf(() => loadClusterFile(file));
+
+    expect(issues.map((i) => i.path).sort()).toEqual([
+      'policies.chat.weightSync',
+      'policies.other.weightSync.kind',
+    ]);
+  });
+
   it('validates what --set wrote like the file itself', () => {
     const file = write('c.yaml', SERPER_YAML);
 

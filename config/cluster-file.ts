@@ -62,6 +62,23 @@ export interface BrowseServiceConfig {
   placement: Placement;
 }
 
+/** How a train job tells an external engine to load a new weight version (actors/trainer/engine-sync.ts). */
+export type WeightSyncConfig =
+  | {
+      /** SGLang's `POST /update_weights_from_disk`. */
+      kind: 'sglang';
+      /** A folder the head writes each version into and the engine reads (shared storage). */
+      dir: string;
+      timeoutMs?: number;
+    }
+  | {
+      /** A restart hook (vLLM): run with DR_WEIGHTS_DIR and DR_WEIGHT_VERSION set, exit 0. */
+      kind: 'command';
+      dir: string;
+      command: string[];
+      timeoutMs?: number;
+    };
+
 /** A checkpoint the cluster serves (`policy/<name>`), or an OpenAI-compatible endpoint it only names. */
 export type PolicyServiceConfig =
   | {
@@ -79,6 +96,10 @@ export type PolicyServiceConfig =
       apiKeyEnv?: string;
       tools?: 'text' | 'native';
       timeoutMs?: number;
+      /** completions: the served model's tokenizer folder (vocabulary and chat template). */
+      tokenizer?: string;
+      /** completions: lets train jobs roll out on this engine (`rollout.engine`), syncing weights each step. */
+      weightSync?: WeightSyncConfig;
     };
 
 export interface ClusterFile {
@@ -219,6 +240,18 @@ const policySchema = z
     apiKeyEnv: z.string().min(1).optional(),
     tools: z.enum(['text', 'native']).optional(),
     timeoutMs: count.optional(),
+    tokenizer: z.string().min(1).optional(),
+    weightSync: z
+      .discriminatedUnion('kind', [
+        z.strictObject({ kind: z.literal('sglang'), dir: z.string().min(1), timeoutMs: count.optional() }),
+        z.strictObject({
+          kind: z.literal('command'),
+          dir: z.string().min(1),
+          command: z.array(z.string().min(1)).min(1),
+          timeoutMs: count.optional(),
+        }),
+      ])
+      .optional(),
   })
   .superRefine((p, ctx) => {
     const served = p.checkpoint !== undefined;
@@ -231,7 +264,7 @@ const policySchema = z
       return;
     }
     const wrong = served
-      ? (['model', 'api', 'apiKeyEnv', 'tools', 'timeoutMs'] as const)
+      ? (['model', 'api', 'apiKeyEnv', 'tools', 'timeoutMs', 'tokenizer', 'weightSync'] as const)
       : (['provider', 'maxBatch', 'placement'] as const);
     for (const key of wrong)
       if (p[key] !== undefined)
@@ -244,6 +277,13 @@ const policySchema = z
         });
     if (!served && p.model === undefined)
       ctx.addIssue({ code: 'custom', path: ['model'], message: 'an endpoint policy needs the model name' });
+    for (const key of ['tokenizer', 'weightSync'] as const)
+      if (!served && p[key] !== undefined && p.api !== 'completions')
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'only completions endpoints (api: completions) take this: training needs token ids',
+        });
   })
   .transform((p): PolicyServiceConfig => {
     if (p.checkpoint !== undefined)
@@ -260,6 +300,8 @@ const policySchema = z
       ...(p.apiKeyEnv === undefined ? {} : { apiKeyEnv: p.apiKeyEnv }),
       ...(p.tools === undefined ? {} : { tools: p.tools }),
       ...(p.timeoutMs === undefined ? {} : { timeoutMs: p.timeoutMs }),
+      ...(p.tokenizer === undefined ? {} : { tokenizer: p.tokenizer }),
+      ...(p.weightSync === undefined ? {} : { weightSync: p.weightSync }),
     };
   });
 
@@ -289,7 +331,10 @@ const FIXES: Array<[RegExp, string]> = [
   [/^search\./, 'see config/examples/ for a search section of each backend'],
   [/^browse\.reader/, "'extractive', or {baseUrl, model, apiKeyEnv} of an OpenAI-compatible reading model"],
   [/^browse\./, 'see config/examples/ for a browse section'],
-  [/^policies\./, 'a policy is {checkpoint: embedded | DIR} or {baseUrl, model, api: chat | completions}'],
+  [
+    /^policies\./,
+    'a policy is {checkpoint: embedded | DIR} or {baseUrl, model, api: chat | completions, tokenizer?, weightSync?: {kind: sglang | command, dir}}',
+  ],
 ];
 
 /** Reads, overrides and validates a cluster file; throws ClusterFileError listing every problem. */
@@ -314,8 +359,11 @@ export function parseClusterFile(
   if (options.checkEnv === true) issues.push(...environmentIssues(raw, options.env ?? process.env, cwd));
   if (!parsed.success || issues.length > 0) throw new ClusterFileError(file, issues);
   // Checkpoint folders are named relative to where the file was loaded, not to each node's working directory.
-  for (const p of Object.values(parsed.data.policies))
+  for (const p of Object.values(parsed.data.policies)) {
     if ('checkpoint' in p && p.checkpoint !== 'embedded') p.checkpoint = resolve(cwd, p.checkpoint);
+    if ('baseUrl' in p && p.tokenizer !== undefined) p.tokenizer = resolve(cwd, p.tokenizer);
+    if ('baseUrl' in p && p.weightSync !== undefined) p.weightSync.dir = resolve(cwd, p.weightSync.dir);
+  }
   return parsed.data;
 }
 

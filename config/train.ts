@@ -55,6 +55,9 @@ export const trainConfigSchema = z
         workers: positiveInt.default(1),
         /** Fail the job when more than this share of its tool calls failed (broken tools, not bad calls). */
         maxToolErrorRate: z.number().min(0).max(1).default(0.5),
+        /** Roll out on this cluster-file policy (a completions engine with `weightSync`: vLLM, SGLang)
+         * instead of the trainer's in-process policy server; its weights follow every step. */
+        engine: z.string().min(1).optional(),
       })
       .prefault({}),
     algorithm: z

@@ -32,6 +32,7 @@ import {
   browseShards,
   checkTools,
   DEFAULT_SEARCH_TOP_K,
+  resolveEngine,
   resolvePolicy,
   searchShards,
   toolFailure,
@@ -305,10 +306,13 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
     const spawnTrainer = async (job: JobRecord, config: TrainJobConfig, resume: boolean): Promise<void> => {
       try {
         await ctx.spawn(
-          trainerSpec(job.id, config, resume, {
-            searchShards: searchShards(args.services),
-            browseShards: browseShards(args.services),
-          }),
+          trainerSpec(
+            job.id,
+            config,
+            resume,
+            { searchShards: searchShards(args.services), browseShards: browseShards(args.services) },
+            resolveEngine(config.train.rollout.engine, args.services),
+          ),
         );
         log(job, resume ? 'trainer started, resuming from the last checkpoint' : 'trainer started');
       } catch (err) {
@@ -497,6 +501,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       // Refused before it is journaled: a job that cannot reach its tools or its policy never runs.
       const policy =
         kind === 'train' ? undefined : resolvePolicy((config as ResearchConfig).policy, args.services);
+      if (kind === 'train') resolveEngine((config as TrainJobConfig).train.rollout.engine, args.services);
       await checkTools((name) => ctx.resolve(name), args.services, policy);
       const job: JobRecord = {
         id: newJobId(),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DrError } from '../../config/errors.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
 import type { ToolServices } from '../services/services.ts';
-import { checkTools, resolvePolicy, toolFailure } from './job-tools.ts';
+import { checkTools, resolveEngine, resolvePolicy, toolFailure } from './job-tools.ts';
 
 const SERVED = { kind: 'served', actor: 'policy/embedded', model: 'embedded' } as const;
 const ENDPOINT = { kind: 'chat', baseURL: 'http://127.0.0.1:1/v1', model: 'm' } as const;
@@ -45,6 +45,27 @@ describe('a job policy', () => {
   it('is refused by an unknown name, listing the known ones', () => {
     expect(() => resolvePolicy({ name: 'qwen' }, services())).toThrow(
       expect.objectContaining({ code: 'JOB_POLICY_UNKNOWN', message: expect.stringContaining('embedded') }),
+    );
+  });
+});
+
+describe('a train job engine', () => {
+  const engine = {
+    policy: { kind: 'completions' as const, baseURL: 'http://gpu1:30000/v1', model: 'qwen' },
+    weightSync: { kind: 'sglang' as const, dir: '/shared/w' },
+  };
+
+  it('is the cluster policy with weightSync that rollout.engine names, or none', () => {
+    expect(resolveEngine('sglang', { policies: {}, engines: { sglang: engine } })).toBe(engine);
+    expect(resolveEngine(undefined, undefined)).toBeUndefined();
+  });
+
+  it('is refused by a name the cluster file does not declare as an engine, saying what to add', () => {
+    expect(() => resolveEngine('vllm', { policies: {}, engines: { sglang: engine } })).toThrow(
+      expect.objectContaining({
+        code: 'JOB_ENGINE_UNKNOWN',
+        message: expect.stringMatching(/engines: sglang.*policies\.vllm.*weightSync/),
+      }),
     );
   });
 });

@@ -9,7 +9,7 @@ import { browseActorName } from '../browse/browse-routing.ts';
 import type { PolicyConfig } from '../rollout/protocol.ts';
 import { toolErrorRateExceeded, type ToolCounts, type Trajectory } from '../rollout/trajectory.ts';
 import { searchActorName } from '../search/search-routing.ts';
-import type { ToolServices } from '../services/services.ts';
+import type { EngineSpec, ToolServices } from '../services/services.ts';
 import type { JobPolicy } from './protocol.ts';
 
 /** Results per query when neither the job nor the cluster's search service says (DeepResearcher's). */
@@ -43,6 +43,22 @@ export function resolvePolicy(
   throw new DrError(
     'JOB_POLICY_UNKNOWN',
     `the cluster has no policy named '${name}'${named.length === 0 ? '' : ` (it has: ${named.join(', ')})`}. Fix: add policies.${name} to the cluster file, or pass --policy-url URL --model NAME`,
+  );
+}
+
+/** The engine a train job rolls out on (`rollout.engine`), or undefined for the trainer's own policy server.
+ * Throws JOB_ENGINE_UNKNOWN when the cluster file declares no such completions policy with `weightSync`. */
+export function resolveEngine(
+  name: string | undefined,
+  services: ToolServices | undefined,
+): EngineSpec | undefined {
+  if (name === undefined) return undefined;
+  const found = services?.engines?.[name];
+  if (found !== undefined) return found;
+  const engines = Object.keys(services?.engines ?? {});
+  throw new DrError(
+    'JOB_ENGINE_UNKNOWN',
+    `rollout.engine names '${name}', but the cluster file has no completions policy of that name with weightSync${engines.length === 0 ? '' : ` (engines: ${engines.join(', ')})`}. Fix: add policies.${name} with baseUrl, model, api: completions and weightSync: {kind: sglang | command, dir}`,
   );
 }
 

@@ -17,11 +17,18 @@ export function trainerSpec(
   config: TrainJobConfig,
   resume: boolean,
   tools: TrainerArgs['tools'],
+  engine?: TrainerArgs['engine'],
 ): SpawnSpec<TrainerArgs> {
   return {
     kind: 'trainer',
     name: trainerName(jobId),
-    args: { jobId, config: config.train, resume, ...(tools === undefined ? {} : { tools }) },
+    args: {
+      jobId,
+      config: config.train,
+      resume,
+      ...(tools === undefined ? {} : { tools }),
+      ...(engine === undefined ? {} : { engine }),
+    },
     placement: { kind: 'local' },
     supervision: { strategy: 'restart' },
   };

@@ -142,7 +142,7 @@ export class ChatPolicy implements Policy {
     return {
       text,
       finishReason: choice.finish_reason === 'length' ? 'length' : 'stop',
-      weightVersion: this.options.weightVersion?.() ?? 0,
+      ...(this.options.weightVersion === undefined ? {} : { weightVersion: this.options.weightVersion() }),
     };
   }
 }

@@ -2,7 +2,8 @@
  * A policy served by an OpenAI-compatible raw-completions endpoint (vLLM, SGLang) over the rendered Qwen2.5
  * chat template: the prompt goes out as token ids (so the tokens trained on are exactly the tokens sampled,
  * no re-tokenization drift) and the sampled token ids and per-token logprobs come back. Uses vLLM's
- * `return_tokens_as_token_ids` and `include_stop_str_in_output` extensions.
+ * `return_tokens_as_token_ids` and `include_stop_str_in_output` extensions, and records the weight version
+ * the engine reports with each response.
  */
 import OpenAI from 'openai';
 import type { CompletionCreateParamsNonStreaming } from 'openai/resources/completions';
@@ -26,6 +27,17 @@ export interface CompletionPolicyOptions {
 }
 
 const TOKEN_ID = /^token_id:(\d+)$/;
+const FINGERPRINT_VERSION = /^dr-weights-v(\d+)$/;
+
+/** The weight version an engine stamps on a response: SGLang's `metadata.weight_version` (a string), or the
+ * project's policy server's `system_fingerprint: dr-weights-v<N>`. */
+function reportedVersion(completion: object): number | undefined {
+  const c = completion as { metadata?: { weight_version?: unknown }; system_fingerprint?: unknown };
+  const v = c.metadata?.weight_version;
+  if ((typeof v === 'string' || typeof v === 'number') && /^\d+$/.test(String(v))) return Number(v);
+  const f = typeof c.system_fingerprint === 'string' ? FINGERPRINT_VERSION.exec(c.system_fingerprint) : null;
+  return f === null ? undefined : Number(f[1]);
+}
 
 export class CompletionPolicy implements Policy {
   readonly mode = 'tokens' as const;
@@ -76,10 +88,11 @@ export class CompletionPolicy implements Policy {
         `completions policy at ${this.options.baseURL} returned no choices`,
       );
     }
+    const version = reportedVersion(completion) ?? this.options.weightVersion?.();
     const generation: Generation = {
       text: choice.text,
       finishReason: choice.finish_reason === 'length' ? 'length' : 'stop',
-      weightVersion: this.options.weightVersion?.() ?? 0,
+      ...(version === undefined ? {} : { weightVersion: version }),
     };
     const tokens = choice.logprobs?.tokens;
     const logprobs = choice.logprobs?.token_logprobs;

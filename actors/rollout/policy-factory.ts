@@ -1,18 +1,22 @@
 /**
- * Builds the policy a job names. A `completions` policy renders Qwen2.5's chat format and encodes the
- * observations with the Qwen2.5 tokenizer from runtime/model, so its trajectories carry token ids. A `served`
+ * Builds the policy a job names. A `completions` policy renders prompts with its checkpoint's chat template
+ * and encodes the observations with its tokenizer (`tokenizerDir`, the vendored Qwen2.5 one by default), so
+ * its trajectories carry token ids. A `served`
  * policy is a PolicyActor of this cluster, reached with the caller's `ask`.
  */
 import { DrError } from '../../config/errors.ts';
 import { ChatPolicy } from './chat-policy.ts';
 import { CompletionPolicy } from './completion-policy.ts';
-import type { Policy, TextEncoder } from './policy.ts';
+import type { Policy, PromptRenderer, TextEncoder } from './policy.ts';
 import type { EndpointPolicyConfig, PolicyConfig } from './protocol.ts';
 import { ServedPolicy, type Ask } from './served-policy.ts';
+import { rendererOf } from './template-renderer.ts';
 
 export interface BuiltPolicy {
   policy: Policy;
   encoder?: TextEncoder;
+  /** How its prompts are rendered (default ChatML). */
+  renderer?: PromptRenderer;
 }
 
 function apiKey(config: EndpointPolicyConfig): string | undefined {
@@ -43,7 +47,7 @@ export async function buildPolicy(config: PolicyConfig, ask: Ask): Promise<Built
     ...(key === undefined ? {} : { apiKey: key }),
     ...(config.timeoutMs === undefined ? {} : { timeoutMs: config.timeoutMs }),
     ...(config.maxRetries === undefined ? {} : { maxRetries: config.maxRetries }),
-    weightVersion: () => config.weightVersion ?? 0,
+    ...(config.weightVersion === undefined ? {} : { weightVersion: () => config.weightVersion as number }),
   };
   if (config.kind === 'chat') {
     return {
@@ -51,5 +55,6 @@ export async function buildPolicy(config: PolicyConfig, ask: Ask): Promise<Built
     };
   }
   const { loadTokenizer } = await import('../../runtime/model/tokenizer.ts');
-  return { policy: new CompletionPolicy(common), encoder: await loadTokenizer() };
+  const tokenizer = await loadTokenizer(config.tokenizerDir);
+  return { policy: new CompletionPolicy(common), encoder: tokenizer, renderer: rendererOf(tokenizer) };
 }

@@ -31,8 +31,9 @@ export interface Generation {
   /** Log-probability of each token in `tokenIds` under the policy that sampled it. */
   logprobs?: number[];
   finishReason: 'stop' | 'length';
-  /** Version of the weights that produced this turn (for off-policy bookkeeping in training). */
-  weightVersion: number;
+  /** Version of the weights that produced this turn, when the backend reports it (for off-policy
+   * bookkeeping in training); otherwise the batch's version from the rollout settings applies. */
+  weightVersion?: number;
 }
 
 export interface Policy {

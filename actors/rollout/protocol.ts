@@ -14,7 +14,8 @@ export const ROLLOUT_PROTOCOL_VERSION = 1;
 export type PolicyConfig = EndpointPolicyConfig | ServedPolicyConfig;
 
 export interface EndpointPolicyConfig {
-  /** chat: /v1/chat/completions; completions: /v1/completions over the rendered Qwen2.5 template. */
+  /** chat: /v1/chat/completions; completions: /v1/completions over the prompt rendered with the model's chat
+   * template. */
   kind: 'chat' | 'completions';
   baseURL: string;
   model: string;
@@ -25,6 +26,9 @@ export interface EndpointPolicyConfig {
   maxRetries?: number;
   /** Version of the weights the endpoint serves (set by the trainer when it publishes), recorded per turn. */
   weightVersion?: number;
+  /** completions: the folder with the served model's tokenizer.json and tokenizer_config.json (its chat
+   * template), on the nodes that run rollouts; default the vendored Qwen2.5 tokenizer. */
+  tokenizerDir?: string;
 }
 
 /** A PolicyActor (actors/policy) asked over the cluster transport. */
@@ -45,6 +49,8 @@ export interface RolloutSettingsWire {
   date: string;
   /** Results per web_search query; default: the search backend's. */
   searchTopK?: number;
+  /** The weight version the policy serves for this batch (training), for turns whose backend reports none. */
+  weightVersion?: number;
 }
 
 export interface WorkUnit {
@@ -130,6 +136,7 @@ const endpointPolicySchema = z.object({
   timeoutMs: z.number().int().positive().optional(),
   maxRetries: z.number().int().min(0).max(20).optional(),
   weightVersion: z.number().int().min(0).optional(),
+  tokenizerDir: z.string().min(1).optional(),
 });
 
 const policyConfigSchema = z.union([
@@ -149,6 +156,7 @@ export const rolloutSettingsSchema = z.object({
   topP: z.number().gt(0).max(1),
   date: z.iso.datetime(),
   searchTopK: z.number().int().min(1).max(MAX_TOP_K).optional(),
+  weightVersion: z.number().int().min(0).optional(),
 });
 
 const workUnitSchema = z.object({

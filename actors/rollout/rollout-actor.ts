@@ -117,6 +117,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
               policy: built.policy,
               tools,
               ...(built.encoder === undefined ? {} : { encoder: built.encoder }),
+              ...(built.renderer === undefined ? {} : { renderer: built.renderer }),
               ...(barrier === undefined ? {} : { barrier }),
               signal: trajectorySignal.signal,
             });

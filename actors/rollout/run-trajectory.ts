@@ -35,6 +35,9 @@ export interface RolloutSettings {
   date: Date;
   /** Results per web_search query; default: the search backend's (10, as in DeepResearcher). */
   searchTopK?: number;
+  /** The weight version the trainer synced the policy to for this batch: a turn's version when the backend
+   * reports none. */
+  weightVersion?: number;
 }
 
 export const DEFAULT_ROLLOUT_SETTINGS: Omit<RolloutSettings, 'date'> = {
@@ -118,7 +121,7 @@ export async function runTrajectory(
         index,
         generateMs: performance.now() - t0,
         finishReason: gen.finishReason,
-        weightVersion: gen.weightVersion,
+        weightVersion: gen.weightVersion ?? settings.weightVersion ?? 0,
         ...(gen.tokenIds === undefined ? {} : { tokens: gen.tokenIds.length }),
       };
       turns.push(turn);

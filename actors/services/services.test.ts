@@ -11,7 +11,14 @@ const FILE = parseClusterFile(
     browse: { allowHosts: ['docs.internal'], placement: { rank: 1 } },
     policies: {
       embedded: { checkpoint: 'embedded', placement: { resource: 'gpu' } },
-      qwen: { baseUrl: 'http://10.0.0.5:8000/v1', model: 'Qwen2.5-7B', api: 'completions', apiKeyEnv: 'Q' },
+      qwen: {
+        baseUrl: 'http://10.0.0.5:8000/v1',
+        model: 'Qwen2.5-7B',
+        api: 'completions',
+        apiKeyEnv: 'Q',
+        tokenizer: '/models/qwen2.5-7b',
+        weightSync: { kind: 'sglang', dir: '/shared/weights' },
+      },
     },
   },
   'test',
@@ -37,19 +44,19 @@ describe('the cluster file’s services', () => {
     expect(specs[3]).toMatchObject({ placement: { kind: 'resource', resource: 'gpu' } });
   });
 
-  it('tell jobs their shard counts and how to reach each named policy', () => {
+  it('tell jobs their shard counts, how to reach each named policy, and which ones train jobs may sync', () => {
+    const qwen = {
+      kind: 'completions',
+      baseURL: 'http://10.0.0.5:8000/v1',
+      model: 'Qwen2.5-7B',
+      apiKeyEnv: 'Q',
+      tokenizerDir: '/models/qwen2.5-7b',
+    };
     expect(toolServices(FILE)).toEqual({
       search: { shards: 2, topK: 5 },
       browse: { shards: 1 },
-      policies: {
-        embedded: { kind: 'served', actor: 'policy/embedded', model: 'embedded' },
-        qwen: {
-          kind: 'completions',
-          baseURL: 'http://10.0.0.5:8000/v1',
-          model: 'Qwen2.5-7B',
-          apiKeyEnv: 'Q',
-        },
-      },
+      policies: { embedded: { kind: 'served', actor: 'policy/embedded', model: 'embedded' }, qwen },
+      engines: { qwen: { policy: qwen, weightSync: { kind: 'sglang', dir: '/shared/weights' } } },
     });
   });
 

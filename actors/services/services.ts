@@ -13,13 +13,14 @@ import type {
   ClusterFile,
   Placement as FilePlacement,
   SearchServiceConfig,
+  WeightSyncConfig,
 } from '../../config/cluster-file.ts';
 import { isDrError } from '../../config/errors.ts';
 import type { Logger } from '../../config/log.ts';
 import type { ActorInfo, ActorRef, AskOptions, Placement, SpawnSpec } from '../../runtime/actor.ts';
 import { browseActorName } from '../browse/browse-routing.ts';
 import { policyActorName } from '../policy/protocol.ts';
-import type { PolicyConfig } from '../rollout/protocol.ts';
+import type { EndpointPolicyConfig, PolicyConfig } from '../rollout/protocol.ts';
 import type { SandboxInfoReply } from '../sandbox/protocol.ts';
 import { searchActorName } from '../search/search-routing.ts';
 
@@ -29,6 +30,13 @@ export interface ToolServices {
   browse?: { shards: number };
   /** Named policies as a rollout reaches them. */
   policies: Record<string, PolicyConfig>;
+  /** The completions policies train jobs may roll out on (`rollout.engine`), with their weight sync. */
+  engines?: Record<string, EngineSpec>;
+}
+
+export interface EngineSpec {
+  policy: EndpointPolicyConfig;
+  weightSync: WeightSyncConfig;
 }
 
 /** The verbs of the head's runtime the services use. */
@@ -57,6 +65,7 @@ export interface RunningServices {
 
 export function toolServices(file: ClusterFile): ToolServices {
   const policies: Record<string, PolicyConfig> = {};
+  const engines: Record<string, EngineSpec> = {};
   for (const [name, p] of Object.entries(file.policies)) {
     policies[name] =
       'checkpoint' in p
@@ -68,12 +77,16 @@ export function toolServices(file: ClusterFile): ToolServices {
             ...(p.apiKeyEnv === undefined ? {} : { apiKeyEnv: p.apiKeyEnv }),
             ...(p.tools === undefined ? {} : { tools: p.tools }),
             ...(p.timeoutMs === undefined ? {} : { timeoutMs: p.timeoutMs }),
+            ...(p.tokenizer === undefined ? {} : { tokenizerDir: p.tokenizer }),
           };
+    if ('baseUrl' in p && p.weightSync !== undefined)
+      engines[name] = { policy: policies[name] as EndpointPolicyConfig, weightSync: p.weightSync };
   }
   return {
     ...(file.search === undefined ? {} : { search: { shards: file.search.shards, topK: file.search.topK } }),
     ...(file.browse === undefined ? {} : { browse: { shards: file.browse.shards } }),
     policies,
+    engines,
   };
 }
 

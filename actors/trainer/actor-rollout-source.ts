@@ -2,8 +2,8 @@
  * RolloutSource over the cluster: a batch's work units (question × sample) are spread across the job's
  * RolloutActors with `rollout.start`; each finished trajectory comes back to the trainer actor as a
  * `rollout.done` tell and is handed to `deliver`. Trajectories are scored by the rollout actors (the
- * DeepResearcher F1 reward); the weight version stamped on each is the one the policy server served for the
- * whole batch.
+ * DeepResearcher F1 reward); each carries the oldest weight version that sampled a turn of it, as the engine
+ * reported it (the batch's synced version where the engine reports none).
  *
  * A worker that is gone mid-batch (its node died, or it was stopped) does not lose the batch: its outstanding
  * units are sent again, to another worker of the job or to its own re-spawned incarnation, and a trajectory
@@ -113,6 +113,7 @@ export class ActorRolloutSource implements RolloutSource {
     const settings: RolloutSettingsWire = {
       ...this.options.settings,
       temperature: request.purpose === 'validate' ? 0 : this.options.settings.temperature,
+      weightVersion: version,
     };
     const batch: Batch = {
       expected: units.length,
@@ -190,7 +191,7 @@ export class ActorRolloutSource implements RolloutSource {
       this.options.signal?.removeEventListener('abort', onAbort);
       for (const id of batch.ids) this.batches.delete(id);
     }
-    return batch.done.map((t) => toScored(t, version));
+    return batch.done.map(toScored);
   }
 
   private start(worker: string, id: string, units: WorkUnit[], settings: RolloutSettingsWire) {
@@ -256,7 +257,7 @@ function isGone(err: unknown): boolean {
   return isDrError(err, ActorErrorCode.NOT_FOUND) || isDrError(err, ActorErrorCode.NODE_DOWN);
 }
 
-function toScored(t: Trajectory, version: number): ScoredRollout {
+function toScored(t: Trajectory): ScoredRollout {
   if (t.tokenIds === undefined || t.lossMask === undefined) {
     throw new DrError(
       'TRAIN_NO_TOKENS',
@@ -279,6 +280,6 @@ function toScored(t: Trajectory, version: number): ScoredRollout {
     toolCalls,
     toolErrors: t.toolStats.failures,
     toolMs: t.toolStats.toolMs,
-    weightVersion: version,
+    weightVersion: t.weightVersion,
   };
 }

@@ -6,14 +6,20 @@
  * generated together as one batch.
  *
  * Weights change only when the trainer calls `refresh()` at the start of a rollout batch, so every turn of a
- * batch is sampled with one known version (`version`), which is how trajectories get their weight version;
- * it is also reported per response as `system_fingerprint: "dr-weights-v<version>"`.
+ * batch is sampled with one known version (`version`); it is reported per response as
+ * `system_fingerprint: "dr-weights-v<version>"` and SGLang's `metadata.weight_version`.
+ *
+ * With `weightApi: 'sglang'` it also takes new weights the way SGLang does, from a Hugging Face folder on disk
+ * (`POST /update_weights_from_disk {model_path, weight_version}`, `GET /get_weight_version`, `GET
+ * /model_info`): the project's own engine for a training job's external-engine path, and the
+ * protocol-faithful stand-in for SGLang in its tests.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { DrError } from '../../config/errors.ts';
+import { DrError, isDrError } from '../../config/errors.ts';
 import type { Logger } from '../../config/log.ts';
+import { loadCheckpoint } from '../../runtime/model/checkpoint.ts';
 import { Qwen2Generator, type GenerationResult } from '../../runtime/model/generate.ts';
 import type { Qwen2Config } from '../../runtime/model/qwen2-config.ts';
 import type { TextTokenizer } from '../../runtime/model/tokenizer.ts';
@@ -23,8 +29,11 @@ import type { WeightSubscriber } from '../params/weight-transfer.ts';
 export interface PolicyServerOptions {
   config: Qwen2Config;
   tokenizer: TextTokenizer;
-  weights: WeightSubscriber;
+  /** Where `refresh()` takes versions from; absent: only `install` and the weight API change weights. */
+  weights?: WeightSubscriber;
   modelName: string;
+  /** Serve SGLang's weight-update endpoints too. */
+  weightApi?: 'sglang';
   log: Logger;
   /** Most sequences generated together. */
   maxBatch?: number;
@@ -33,6 +42,11 @@ export interface PolicyServerOptions {
   host?: string;
   provider?: 'cpu' | 'cuda';
 }
+
+const updateFromDisk = z.looseObject({
+  model_path: z.string().min(1),
+  weight_version: z.string().optional(),
+});
 
 const completionRequest = z.looseObject({
   model: z.string().optional(),
@@ -54,6 +68,7 @@ interface Pending {
 export class PolicyServer {
   private generator: Qwen2Generator | null = null;
   private currentVersion = -1;
+  private modelPath: string | null = null;
   private readonly queues = new Map<
     string,
     { options: z.infer<typeof completionRequest>; items: Pending[]; timer: NodeJS.Timeout | null }
@@ -89,23 +104,28 @@ export class PolicyServer {
 
   /** Takes the parameter server's latest version (rebuilding the generator) if it is newer. */
   async refresh(): Promise<number> {
-    const w = await this.options.weights.refresh();
-    if (w !== null) {
+    const w = await this.options.weights?.refresh();
+    if (w !== null && w !== undefined) {
       const weights = new Map<string, FloatTensor>(
         w.specs.map((s, i) => [s.name, { shape: s.shape, data: w.tensors[i]! }]),
       );
-      const next = await Qwen2Generator.create(
-        { config: this.options.config, weights },
-        { provider: this.options.provider ?? 'cpu', padTokenId: this.options.tokenizer.padTokenId },
-      );
-      await this.running;
-      const old = this.generator;
-      this.generator = next;
-      this.currentVersion = w.version;
-      await old?.release();
-      this.options.log.info({ version: w.version }, 'policy server took a new weight version');
+      await this.install(weights, w.version);
     }
     return this.currentVersion;
+  }
+
+  /** Serves `weights` as `version` from the next batch on; the batch running now finishes on the old ones. */
+  async install(weights: ReadonlyMap<string, FloatTensor>, version: number): Promise<void> {
+    const next = await Qwen2Generator.create(
+      { config: this.options.config, weights },
+      { provider: this.options.provider ?? 'cpu', padTokenId: this.options.tokenizer.padTokenId },
+    );
+    await this.running;
+    const old = this.generator;
+    this.generator = next;
+    this.currentVersion = version;
+    await old?.release();
+    this.options.log.info({ version }, 'policy server took a new weight version');
   }
 
   async close(): Promise<void> {
@@ -121,9 +141,17 @@ export class PolicyServer {
       if (req.method === 'GET' && req.url === '/v1/models') {
         return json(res, 200, {
           object: 'list',
-          data: [{ id: this.options.modelName, object: 'model', owned_by: 'dr' }],
+          data: [
+            {
+              id: this.options.modelName,
+              object: 'model',
+              owned_by: 'dr',
+              ...(this.modelPath === null ? {} : { root: this.modelPath }),
+            },
+          ],
         });
       }
+      if (this.options.weightApi === 'sglang' && (await this.weightApi(req, res))) return;
       if (req.method !== 'POST' || req.url !== '/v1/completions') {
         return json(res, 404, {
           error: { message: `no route ${req.method} ${req.url}`, type: 'invalid_request_error' },
@@ -154,6 +182,7 @@ export class PolicyServer {
         created: Math.floor(Date.now() / 1000),
         model: this.options.modelName,
         system_fingerprint: `dr-weights-v${version}`,
+        metadata: { weight_version: String(version) },
         choices: [
           {
             index: 0,
@@ -180,6 +209,53 @@ export class PolicyServer {
           error: { message: String(err), type: 'server_error' },
         });
     }
+  }
+
+  /** SGLang's weight endpoints; false when the request is not one of them. */
+  private async weightApi(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const route = `${req.method} ${req.url}`;
+    if (route === 'GET /get_weight_version') {
+      json(res, 200, { weight_version: String(this.currentVersion) });
+      return true;
+    }
+    if (route === 'GET /model_info' || route === 'GET /get_model_info') {
+      json(res, 200, {
+        model_path: this.modelPath,
+        tokenizer_path: this.modelPath,
+        is_generation: true,
+        weight_version: String(this.currentVersion),
+      });
+      return true;
+    }
+    if (route !== 'POST /update_weights_from_disk') return false;
+    const body = updateFromDisk.safeParse(JSON.parse(await readBody(req)));
+    if (!body.success) {
+      json(res, 400, { success: false, message: body.error.issues[0]?.message ?? 'bad request' });
+      return true;
+    }
+    const { model_path: path, weight_version: label } = body.data;
+    const version = label !== undefined && /^\d+$/.test(label) ? Number(label) : this.currentVersion + 1;
+    try {
+      const { config, weights } = await loadCheckpoint(path);
+      const mismatch = (Object.keys(config) as (keyof Qwen2Config)[]).find(
+        (k) => JSON.stringify(config[k]) !== JSON.stringify(this.options.config[k]),
+      );
+      if (mismatch !== undefined)
+        throw new DrError(
+          'TRAIN_ENGINE_MODEL_MISMATCH',
+          `${path} has another ${mismatch} than the served model`,
+        );
+      await this.install(weights, version);
+      this.modelPath = path;
+    } catch (err) {
+      json(res, 400, {
+        success: false,
+        message: isDrError(err) ? `${err.code}: ${err.message}` : String(err),
+      });
+      return true;
+    }
+    json(res, 200, { success: true, message: 'Succeeded to update model weights.', num_paused_requests: 0 });
+    return true;
   }
 
   private enqueue(options: z.infer<typeof completionRequest>, prompt: number[]): Promise<GenerationResult> {

@@ -4,6 +4,7 @@
  * RolloutActors tell it `rollout.done` / `rollout.failed` (actors/rollout/protocol.ts).
  */
 import type { ToolCounts } from '../rollout/trajectory.ts';
+import type { EngineSpec } from '../services/services.ts';
 import type { TrainEvent } from './metrics.ts';
 
 export const TRAINER_PROTOCOL = 1 as const;
@@ -16,6 +17,8 @@ export interface TrainerArgs {
   config: unknown;
   /** Continue from the last checkpoint in the config's checkpoint folder. */
   resume?: boolean;
+  /** The external engine `rollout.engine` names, as the cluster file declares it. */
+  engine?: EngineSpec;
 }
 
 export type TrainerRequest = { v: 1; type: 'trainer.status' } | { v: 1; type: 'trainer.cancel' };

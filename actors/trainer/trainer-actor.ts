@@ -25,11 +25,12 @@ import { OwnerLock } from '../jobs/owner-lock.ts';
 import { LearnerGroup } from '../learner/learner-group.ts';
 import { ParamsClient } from '../params/params-client.ts';
 import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';
-import type { RolloutDone, RolloutFailed } from '../rollout/protocol.ts';
+import type { PolicyConfig, RolloutDone, RolloutFailed } from '../rollout/protocol.ts';
 import { toolErrorRateExceeded } from '../rollout/trajectory.ts';
 import { ActorRolloutSource } from './actor-rollout-source.ts';
 import { gaugeSink, jsonlSink, tensorboardSink, type TrainEvent } from './metrics.ts';
 import { RolloutFiles } from './rollout-files.ts';
+import { EngineSync } from './engine-sync.ts';
 import { PolicyServer } from './policy-server.ts';
 import { TRAINER_PROTOCOL, type TrainerArgs, type TrainerState, type TrainerStatus } from './protocol.ts';
 import type { Question } from './rollout-source.ts';
@@ -151,14 +152,40 @@ class TrainerActor implements Actor {
         loadCheckpoint(modelDir),
         ownTokenizer ? loadTokenizer(modelDir) : loadTokenizer(),
       ]);
-      const server = await PolicyServer.start({
-        config: modelConfig,
-        tokenizer,
-        weights: new WeightSubscriber(ask, paramsName),
-        modelName: cfg.name,
-        log,
-      });
-      cleanup.push(() => server.close());
+      const params = new ParamsClient(ask, paramsName);
+      const engine = this.args.engine;
+      let rolloutPolicy: PolicyConfig;
+      let beforeBatch: () => Promise<number>;
+      if (engine === undefined) {
+        const server = await PolicyServer.start({
+          config: modelConfig,
+          tokenizer,
+          weights: new WeightSubscriber(ask, paramsName),
+          modelName: cfg.name,
+          log,
+        });
+        cleanup.push(() => server.close());
+        rolloutPolicy = { kind: 'completions', baseURL: server.baseURL, model: cfg.name };
+        beforeBatch = () => server.refresh();
+      } else {
+        const apiKeyEnv = engine.policy.apiKeyEnv;
+        const sync = new EngineSync({
+          baseURL: engine.policy.baseURL,
+          sync: engine.weightSync,
+          params,
+          dtype: cfg.export.dtype,
+          ...(apiKeyEnv === undefined || process.env[apiKeyEnv] === undefined
+            ? {}
+            : { apiKey: process.env[apiKeyEnv] }),
+          log,
+        });
+        rolloutPolicy = engine.policy;
+        beforeBatch = () => sync.refresh();
+        log.info(
+          { engine: engine.policy.baseURL, sync: engine.weightSync.kind },
+          'rolling out on an external engine',
+        );
+      }
 
       const workers: string[] = [];
       for (let i = 0; i < cfg.rollout.workers; i++) {
@@ -180,7 +207,7 @@ class TrainerActor implements Actor {
         jobId: job,
         workers,
         replyTo: ctx.self.name,
-        policy: { kind: 'completions', baseURL: server.baseURL, model: cfg.name },
+        policy: rolloutPolicy,
         settings: {
           maxTurns: cfg.rollout.maxTurns,
           maxTokensPerTurn: cfg.rollout.maxTokensPerTurn,
@@ -189,7 +216,7 @@ class TrainerActor implements Actor {
           searchTopK: cfg.rollout.searchTopK,
           date: new Date().toISOString(),
         },
-        beforeBatch: () => server.refresh(),
+        beforeBatch,
         signal: this.abort.signal,
         log,
       });
@@ -214,7 +241,7 @@ class TrainerActor implements Actor {
           job,
           source: this.source,
           learners,
-          params: new ParamsClient(ask, paramsName),
+          params,
           trainSet,
           devSet,
           emit: async (e) => {

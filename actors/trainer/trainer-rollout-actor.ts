@@ -1,12 +1,11 @@
 /**
  * The RolloutActor of a training job (kind `trainer-rollout`): the rollout actor of actors/rollout, except
- * that its completions policy tokenizes prompts and tool responses with the served model's own tokenizer
- * (`tokenizerDir`), e.g. the embedded policy's reduced 8,192-token vocabulary, so every token id of a
- * trajectory is one the learner's model knows. Without `tokenizerDir` it is the plain rollout actor.
+ * that its completions policy renders and tokenizes prompts and tool responses with the trained model's own
+ * tokenizer and chat template (`tokenizerDir`), e.g. the embedded policy's reduced 8,192-token vocabulary, so
+ * every token id of a trajectory is one the learner's model knows. Without `tokenizerDir` it is the plain
+ * rollout actor.
  */
 import type { ActorFactory } from '../../runtime/actor.ts';
-import { loadTokenizer } from '../../runtime/model/tokenizer.ts';
-import { CompletionPolicy } from '../rollout/completion-policy.ts';
 import { buildPolicy } from '../rollout/policy-factory.ts';
 import { createRolloutActor, type RolloutActorArgs } from '../rollout/rollout-actor.ts';
 
@@ -20,13 +19,11 @@ export const trainerRolloutActor: ActorFactory<TrainerRolloutArgs> = (args, ctx)
     tokenizerDir === undefined
       ? {}
       : {
-          policy: async (config) =>
-            config.kind === 'completions'
-              ? {
-                  policy: new CompletionPolicy({ baseURL: config.baseURL, model: config.model }),
-                  encoder: await loadTokenizer(tokenizerDir),
-                }
-              : buildPolicy(config, (target, msg, options) => ctx.ask(target, msg, options)),
+          policy: (config) =>
+            buildPolicy(
+              config.kind === 'completions' ? { ...config, tokenizerDir } : config,
+              (target, msg, options) => ctx.ask(target, msg, options),
+            ),
         },
   );
   return factory(rolloutArgs, ctx);
