@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -7,6 +7,7 @@ import { WebSocket } from 'ws';
 import { startDashboardServer, type DashboardServer } from './dashboard-server.ts';
 import { MonitorHub, type ClusterState, type DashboardMessage } from './monitor-hub.ts';
 import { MonitorTables } from './monitor-tables.ts';
+import type { RunHistory } from './run-history.ts';
 
 const TOKEN = 'cluster-secret';
 const READ_TOKEN = 'read-only-secret';
@@ -205,6 +206,66 @@ describe('dashboard server', () => {
       ]) {
         expect((await fetch(`${url}${path}`, { headers: auth })).status, path).toBe(404);
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves a job's whole-run history and the files its steps name, from its metrics folder only", async () => {
+    const { tables, url } = await start();
+    const dir = mkdtempSync(join(tmpdir(), 'dashboard-run-'));
+    try {
+      mkdirSync(join(dir, 'run', 'rollout'), { recursive: true });
+      writeFileSync(join(dir, 'secret.json'), '{}');
+      writeFileSync(join(dir, 'run', 'rollout', 'rollout_step_1.json'), '[{"idx":3}]');
+      writeFileSync(
+        join(dir, 'run', 'metrics.jsonl'),
+        [
+          {
+            type: 'step',
+            step: 1,
+            rollout: { rewardMean: 0.5, f1Mean: 0.6 },
+            rolloutFile: 'rollout/rollout_step_1.json',
+          },
+          { type: 'step', step: 2, rollout: { rewardMean: 0.7, f1Mean: 0.8 } },
+        ]
+          .map((e) => JSON.stringify(e))
+          .join('\n'),
+      );
+      const job = (id: string, results: { label: string; href: string }[]) =>
+        tables.upsertJob({
+          id,
+          kind: 'train',
+          state: 'running',
+          progress: { done: 2, total: 4 },
+          submittedAt: 0,
+          results,
+        });
+      job('job-t', [{ label: 'metrics', href: join(dir, 'run', 'metrics.jsonl') }]);
+      job('job-e', [{ label: 'scores', href: join(dir, 'secret.json') }]);
+      const auth = { authorization: `Bearer ${READ_TOKEN}` };
+
+      const res = await fetch(`${url}/api/jobs/job-t/history`, { headers: auth });
+
+      expect(res.status).toBe(200);
+      const history = (await res.json()) as RunHistory;
+      expect(history.panels.find((p) => p.id === 'reward')).toMatchObject({
+        x: [1, 2],
+        series: [{ label: 'train', values: [0.5, 0.7] }, { label: 'held-out' }],
+      });
+      expect(history.steps).toEqual([
+        { step: 1, type: 'step', files: [{ label: 'rolloutFile', path: 'rollout/rollout_step_1.json' }] },
+      ]);
+      const file = await fetch(`${url}/api/jobs/job-t/files/rollout/rollout_step_1.json`, { headers: auth });
+      expect([file.status, await file.text()]).toEqual([200, '[{"idx":3}]']);
+      expect((await fetch(`${url}/api/jobs/job-t/history`)).status).toBe(401);
+      for (const path of [
+        '/api/jobs/job-t/files/..%2Fsecret.json',
+        '/api/jobs/job-t/files/rollout%2F..%2F..%2Fsecret.json',
+        '/api/jobs/job-e/history',
+        '/api/jobs/nope/history',
+      ])
+        expect((await fetch(`${url}${path}`, { headers: auth })).status, path).toBe(404);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '../../config/log.ts';
 import { DrError } from '../../config/errors.ts';
 import { TokenGate, tokenCookie } from './auth.ts';
 import { resultFile } from './job-results.ts';
+import { metricsFileOf, readRunHistory, runFile } from './run-history.ts';
 import type { DashboardMessage, MonitorHub } from './monitor-hub.ts';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.ts';
 
@@ -98,6 +99,8 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       return send(res, 200, PROMETHEUS_CONTENT_TYPE, await renderPrometheus(hub.source, hub.store));
     const result = /^\/results\/([^/]+)\/(\d+)$/.exec(path);
     if (result !== null) return sendResult(res, decodeURIComponent(result[1] as string), Number(result[2]));
+    const run = /^\/api\/jobs\/([^/]+)\/(history|files\/(.+))$/.exec(path);
+    if (run !== null) return sendRun(res, decodeURIComponent(run[1] as string), run[3]);
     send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
   }
 
@@ -107,6 +110,35 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       send(res, 404, 'text/plain; charset=utf-8', 'no such result\n');
       return Promise.resolve();
     }
+    return streamFile(res, file, jobId);
+  }
+
+  /** A job's run history (`/api/jobs/<id>/history`) or one file of its run folder (`.../files/<path>`). */
+  async function sendRun(res: ServerResponse, jobId: string, wanted: string | undefined): Promise<void> {
+    const metrics = metricsFileOf(hub.source, jobId);
+    if (metrics === undefined)
+      return send(res, 404, 'text/plain; charset=utf-8', 'this job has no metrics file\n');
+    if (wanted === undefined) {
+      const history = await readRunHistory(metrics, hub.panels.history ?? []).catch(() => undefined);
+      if (history === undefined)
+        return send(
+          res,
+          404,
+          'text/plain; charset=utf-8',
+          'the metrics file is not readable on the head (yet)\n',
+        );
+      return send(res, 200, 'application/json', JSON.stringify(history));
+    }
+    const file = await runFile(metrics, decodeURIComponent(wanted));
+    if (file === undefined) return send(res, 404, 'text/plain; charset=utf-8', 'no such file in the run\n');
+    return streamFile(res, file, jobId);
+  }
+
+  function streamFile(
+    res: ServerResponse,
+    file: { path: string; type: string },
+    jobId: string,
+  ): Promise<void> {
     return new Promise((resolve) => {
       const stream = createReadStream(file.path);
       stream.once('open', () => {

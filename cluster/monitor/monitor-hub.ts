@@ -62,6 +62,7 @@ export interface MonitorHubOptions {
 export class MonitorHub {
   readonly source: MonitorSource;
   readonly store: MetricsStore;
+  readonly panels: Panels;
   readonly #sampler: ChartSampler;
   readonly #listeners = new Set<(message: DashboardMessage) => void>();
   readonly #sampleIntervalMs: number;
@@ -73,11 +74,8 @@ export class MonitorHub {
   constructor(options: MonitorHubOptions) {
     this.source = options.source;
     this.store = options.store ?? new MetricsStore();
-    this.#sampler = new ChartSampler(
-      this.store,
-      options.panels ?? DEFAULT_PANELS,
-      options.historyPoints ?? 360,
-    );
+    this.panels = options.panels ?? DEFAULT_PANELS;
+    this.#sampler = new ChartSampler(this.store, this.panels, options.historyPoints ?? 360);
     this.#sampleIntervalMs = options.sampleIntervalMs ?? 2000;
     this.#stateDebounceMs = options.stateDebounceMs ?? 100;
   }

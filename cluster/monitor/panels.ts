@@ -1,3 +1,5 @@
+import type { HistoryPanel } from './run-history.ts';
+
 /**
  * The dashboard's charts and tables, as data over reported metric names. The monitor itself is generic: the
  * names below are the contract with the actors that report them (documented in README.md), and a head can
@@ -36,7 +38,61 @@ export interface TablePanel {
 export interface Panels {
   charts: readonly ChartPanel[];
   tables: readonly TablePanel[];
+  /** A job's per-step curves over its whole run, from its `metrics` file (run-history.ts). */
+  history?: readonly HistoryPanel[];
 }
+
+const trainAndHeldOut = (field: string): HistoryPanel['lines'] => [
+  { label: 'train', type: 'step', field: `rollout.${field}` },
+  { label: 'held-out', type: 'validation', field: `stats.${field}` },
+];
+const stepField = (label: string, field: string) => ({ label, type: 'step', field });
+
+/** The trainer's `step` and `validation` events (actors/trainer/metrics.ts), over a run's steps. */
+export const TRAINING_HISTORY: readonly HistoryPanel[] = [
+  { id: 'reward', title: 'Reward (mean)', unit: '', lines: trainAndHeldOut('rewardMean') },
+  { id: 'f1', title: 'F1 (mean)', unit: 'ratio', lines: trainAndHeldOut('f1Mean') },
+  { id: 'format-errors', title: 'Format errors', unit: 'ratio', lines: trainAndHeldOut('formatErrorRate') },
+  {
+    id: 'loss',
+    title: 'Loss',
+    unit: '',
+    lines: [stepField('loss', 'learner.loss'), stepField('pg loss', 'learner.pgLoss')],
+  },
+  { id: 'kl', title: 'KL to the reference', unit: '', lines: [stepField('kl', 'learner.kl')] },
+  { id: 'entropy', title: 'Entropy', unit: '', lines: [stepField('entropy', 'learner.entropy')] },
+  { id: 'grad-norm', title: 'Gradient norm', unit: '', lines: [stepField('grad norm', 'learner.gradNorm')] },
+  {
+    id: 'turns',
+    title: 'Turns and tool calls per rollout',
+    unit: '',
+    lines: [stepField('turns', 'rollout.turnsMean'), stepField('tool calls', 'rollout.toolCallsMean')],
+  },
+  {
+    id: 'response-length',
+    title: 'Response length',
+    unit: 'tokens',
+    lines: [stepField('tokens', 'rollout.responseLengthMean')],
+  },
+  {
+    id: 'staleness',
+    title: 'Staleness',
+    unit: 'versions',
+    lines: [stepField('mean', 'stalenessMean'), stepField('max', 'stalenessMax')],
+  },
+  {
+    id: 'throughput',
+    title: 'Learner throughput',
+    unit: 'tokens/s',
+    lines: [stepField('tokens/s', 'tokensPerSecond')],
+  },
+  {
+    id: 'step-time',
+    title: 'Step time',
+    unit: 's',
+    lines: [stepField('rollout', 'rolloutSeconds'), stepField('step', 'stepSeconds')],
+  },
+];
 
 const byJob = (metric: string): ChartPanel['series'] => [
   { label: 'job', query: { op: 'gauge', metric, by: 'job', agg: 'mean' } },
@@ -154,4 +210,5 @@ export const DEFAULT_PANELS: Panels = {
       ],
     },
   ],
+  history: TRAINING_HISTORY,
 };

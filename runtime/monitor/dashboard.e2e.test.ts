@@ -4,7 +4,9 @@
  * failure detector's timeout; a running job's progress moves; /metrics parses; no token, no dashboard.
  * The screenshot lands in test-artifacts/dashboard-e2e.png.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,6 +133,49 @@ describe('dashboard in headless Chromium against a running cluster', () => {
     );
   });
 
+  it("draws a train job's curves over its whole run and links each step to its rollout file", async () => {
+    const run = mkdtempSync(join(tmpdir(), 'dr-e2e-run-'));
+    try {
+      mkdirSync(join(run, 'rollout'));
+      const events = [1, 2, 3].map((step) => ({
+        type: 'step',
+        step,
+        rollout: { rewardMean: step / 10, f1Mean: step / 8 },
+        learner: { loss: 1 / step, kl: step / 1000 },
+        rolloutFile: `rollout/rollout_step_${step}.json`,
+      }));
+      for (const e of events)
+        writeFileSync(join(run, e.rolloutFile), JSON.stringify([{ idx: e.step, question: `q${e.step}` }]));
+      writeFileSync(join(run, 'metrics.jsonl'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+      client.tell(MONITOR_ACTOR, {
+        v: 1,
+        type: 'job',
+        job: {
+          id: 'job-run',
+          kind: 'train',
+          state: 'succeeded',
+          progress: { done: 3, total: 3 },
+          submittedAt: Date.now() - 60_000,
+          results: [{ label: 'metrics', href: join(run, 'metrics.jsonl') }],
+        },
+      } satisfies MonitorMessage);
+
+      await page.click('#jobs tr[data-job="job-run"] button[data-curves="job-run"]', { timeout: 15_000 });
+      await page.waitForSelector('#run-section:not([hidden]) #run-reward canvas', { timeout: 10_000 });
+
+      expect(await page.locator('#run-reward .empty').count()).toBe(0);
+      expect(await page.locator('#run-status').textContent()).toBe('3 steps');
+      expect(await page.locator('#run-steps tr[data-step]').count()).toBe(3);
+      const href = await page.locator('#run-steps tr[data-step="2"] a').getAttribute('href');
+      expect(href).toBe('/api/jobs/job-run/files/rollout/rollout_step_2.json');
+      // The link opens with the page's own sign-in cookie.
+      const entries = await page.evaluate((url) => fetch(url).then((r) => r.json()), href!);
+      expect(entries).toEqual([{ idx: 2, question: 'q2' }]);
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
   it('turns a SIGKILLed worker "down" within the heartbeat timeout', async () => {
     const killedAt = Date.now();
     await workers.get(2)!.kill('SIGKILL');
@@ -170,9 +215,10 @@ describe('dashboard in headless Chromium against a running cluster', () => {
       ['1', '1'],
       ['2', '0'],
     ]);
-    expect(families.get('dr_job_items_done')?.metrics).toEqual([
-      { labels: { job: 'job-e2e', kind: 'evaluate' }, value: '26' },
-    ]);
+    expect(families.get('dr_job_items_done')?.metrics).toContainEqual({
+      labels: { job: 'job-e2e', kind: 'evaluate' },
+      value: '26',
+    });
     // Every live node reports its own process figures; the killed worker's are forgotten. The trainer's
     // reward came in as rank 3.
     const reporting = families.get('dr_process_resident_memory_bytes')?.metrics.map((m) => m.labels?.rank);

@@ -1,4 +1,4 @@
-/* global window, document, location, WebSocket, Node, setTimeout, setInterval */
+/* global window, document, location, WebSocket, Node, setTimeout, setInterval, clearInterval, fetch */
 // The dashboard page: one WebSocket to the head, tables rebuilt from each state message, uPlot charts fed
 // point by point. Message shapes are DashboardMessage in ../monitor-hub.ts. No framework, no build step.
 import uPlot from './uplot.js';
@@ -9,6 +9,9 @@ const CHART_HEIGHT = 180;
 const MAX_POINTS = 720;
 
 const charts = new Map(); // chart id -> { history, plot, el }
+const runCharts = new Map(); // run panel id -> uPlot
+let openRun = null; // the job whose whole-run curves are shown, refreshed while it runs
+const RUN_REFRESH_MS = 5000;
 let serverOffsetMs = 0; // head clock minus page clock, so ages keep counting between messages
 let lastState = null;
 
@@ -97,16 +100,118 @@ function renderJobs(jobs) {
         ]),
       ),
       td(j.etaSeconds === null ? '–' : formatDuration(j.etaSeconds)),
-      td(
-        j.resultLinks.map((r) =>
+      td([
+        ...j.resultLinks.map((r) =>
           r.href === null
             ? el('span', {}, r.label)
             : el('a', { href: r.href, target: '_blank', rel: 'noopener' }, r.label),
         ),
-      ),
+        ...(j.resultLinks.some((r) => r.label === 'metrics') ? [curvesButton(j.id)] : []),
+      ]),
     ]),
   );
   replaceRows('jobs', rows, 6, 'no jobs');
+  if (openRun !== null) {
+    const job = jobs.find((j) => j.id === openRun.id);
+    openRun.running = job !== undefined && (job.state === 'running' || job.state === 'queued');
+  }
+}
+
+function curvesButton(jobId) {
+  const button = el('button', { type: 'button', class: 'curves', 'data-curves': jobId }, 'curves');
+  button.addEventListener('click', () => showRun(jobId));
+  return button;
+}
+
+/** Shows a job's per-step curves over its whole run, and a link to what it wrote at each step. */
+async function showRun(jobId) {
+  if (openRun?.id !== jobId) {
+    clearInterval(openRun?.timer);
+    openRun = {
+      id: jobId,
+      running: true,
+      timer: setInterval(() => openRun?.running && loadRun(jobId), RUN_REFRESH_MS),
+    };
+  }
+  await loadRun(jobId);
+  document.getElementById('run-section').scrollIntoView({ block: 'start' });
+}
+
+async function loadRun(jobId) {
+  const section = document.getElementById('run-section');
+  section.hidden = false;
+  document.getElementById('run-title').textContent = `Run ${jobId}`;
+  const base = `/api/jobs/${encodeURIComponent(jobId)}`;
+  const res = await fetch(`${base}/history`);
+  const status = document.getElementById('run-status');
+  if (!res.ok) {
+    status.textContent = (await res.text()).trim();
+    return;
+  }
+  const history = await res.json();
+  const steps = Math.max(0, ...history.panels.map((p) => p.x.at(-1) ?? 0));
+  status.textContent =
+    `${steps} steps` + (history.skipped > 0 ? `, ${history.skipped} unreadable lines skipped` : '');
+  const grid = document.getElementById('run-charts');
+  for (const panel of history.panels) {
+    const id = `run-${panel.id}`;
+    let box = document.getElementById(id);
+    if (box === null) {
+      box = el('div', { class: 'chart', id }, el('h3', {}, panel.title));
+      grid.append(box);
+    }
+    runCharts.get(id)?.destroy();
+    box.querySelector('.empty')?.remove();
+    if (panel.x.length === 0 || panel.series.every((s) => s.values.every((v) => v === null))) {
+      box.append(el('div', { class: 'empty' }, 'no data yet'));
+    }
+    runCharts.set(
+      id,
+      new uPlot(
+        {
+          ...chartSize(box),
+          axes: [
+            axis(),
+            { ...axis(), size: 70, values: (_u, ticks) => ticks.map((t) => formatValue(t, panel.unit)) },
+          ],
+          series: [
+            { label: 'step' },
+            ...panel.series.map((s, i) => ({
+              label: s.label,
+              stroke: PALETTE[i % PALETTE.length],
+              width: 1.5,
+              spanGaps: true,
+              points: { show: true, size: 4 },
+              value: (_u, v) => formatValue(v, panel.unit),
+            })),
+          ],
+          scales: { x: { time: false } },
+        },
+        [panel.x, ...panel.series.map((s) => s.values)],
+        box,
+      ),
+    );
+  }
+  const rows = history.steps.map((s) =>
+    el('tr', { 'data-step': s.step, 'data-type': s.type }, [
+      td(s.step),
+      td(s.type),
+      td(
+        s.files.map((f) =>
+          el(
+            'a',
+            {
+              href: `${base}/files/${f.path.split('/').map(encodeURIComponent).join('/')}`,
+              target: '_blank',
+              rel: 'noopener',
+            },
+            f.path,
+          ),
+        ),
+      ),
+    ]),
+  );
+  replaceRows('run-steps', rows, 3, 'no step files yet');
 }
 
 function renderActors(actors, nodes) {
