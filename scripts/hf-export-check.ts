@@ -19,7 +19,10 @@ import { writeSafetensors } from '../runtime/model/safetensors.ts';
 import { randomCheckpoint, tinyConfig } from '../runtime/model/testing.ts';
 import { loadTokenizer } from '../runtime/model/tokenizer.ts';
 
-const { out } = new Command().requiredOption('--out <dir>', 'where to write the folders').parse().opts<{ out: string }>();
+const { out } = new Command()
+  .requiredOption('--out <dir>', 'where to write the folders')
+  .parse()
+  .opts<{ out: string }>();
 
 const embedded = await loadCheckpoint(EMBEDDED_DIR);
 const folders = [
@@ -38,7 +41,9 @@ for (const f of folders) {
   // Logits of what was written, as this runtime reads the folder back (bf16 weights as stored).
   const written = await loadCheckpoint(dir);
   const vocab = written.config.vocabSize;
-  const sequences = [0, 1].map((row) => Array.from({ length: 24 }, (_, t) => (17 * t + 101 * row + 5) % vocab));
+  const sequences = [0, 1].map((row) =>
+    Array.from({ length: 24 }, (_, t) => (17 * t + 101 * row + 5) % vocab),
+  );
   const generator = await Qwen2Generator.create(written);
   const logits = await generator.logits(sequences);
   await generator.release();
@@ -48,10 +53,17 @@ for (const f of folders) {
   });
   report[f.name] = { shards: r.shards };
 }
-const messages = [...initialMessages('Who wrote the novel that the 1962 film was based on?', new Date('2026-12-04T00:00:00Z'))];
+const messages = [
+  ...initialMessages(
+    'Who wrote the novel that the 1962 film was based on?',
+    new Date('2026-12-04T00:00:00Z'),
+  ),
+];
 const chat = {
   messages,
-  ours: rendererOf(await loadTokenizer(path.join(out, 'embedded-f32'))).render(messages, { addGenerationPrompt: true }),
+  ours: rendererOf(await loadTokenizer(path.join(out, 'embedded-f32'))).render(messages, {
+    addGenerationPrompt: true,
+  }),
 };
 await writeFile(path.join(out, 'chat.json'), JSON.stringify(chat));
 console.log(JSON.stringify(report));
