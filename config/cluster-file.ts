@@ -91,8 +91,9 @@ export type PolicyServiceConfig =
   | {
       baseUrl: string;
       model: string;
-      /** chat: /v1/chat/completions; completions: /v1/completions with token ids (vLLM, SGLang). */
-      api: 'chat' | 'completions';
+      /** chat: /v1/chat/completions; completions: /v1/completions with token ids (vLLM); sglang: SGLang's
+       * native /generate with token ids. */
+      api: 'chat' | 'completions' | 'sglang';
       apiKeyEnv?: string;
       tools?: 'text' | 'native';
       timeoutMs?: number;
@@ -236,7 +237,7 @@ const policySchema = z
     placement: placementSchema.optional(),
     baseUrl: z.url().optional(),
     model: z.string().min(1).optional(),
-    api: z.enum(['chat', 'completions']).optional(),
+    api: z.enum(['chat', 'completions', 'sglang']).optional(),
     apiKeyEnv: z.string().min(1).optional(),
     tools: z.enum(['text', 'native']).optional(),
     timeoutMs: count.optional(),
@@ -278,11 +279,11 @@ const policySchema = z
     if (!served && p.model === undefined)
       ctx.addIssue({ code: 'custom', path: ['model'], message: 'an endpoint policy needs the model name' });
     for (const key of ['tokenizer', 'weightSync'] as const)
-      if (!served && p[key] !== undefined && p.api !== 'completions')
+      if (!served && p[key] !== undefined && p.api !== 'completions' && p.api !== 'sglang')
         ctx.addIssue({
           code: 'custom',
           path: [key],
-          message: 'only completions endpoints (api: completions) take this: training needs token ids',
+          message: 'only token-id endpoints (api: completions or sglang) take this: training needs token ids',
         });
   })
   .transform((p): PolicyServiceConfig => {
@@ -333,7 +334,7 @@ const FIXES: Array<[RegExp, string]> = [
   [/^browse\./, 'see config/examples/ for a browse section'],
   [
     /^policies\./,
-    'a policy is {checkpoint: embedded | DIR} or {baseUrl, model, api: chat | completions, tokenizer?, weightSync?: {kind: sglang | command, dir}}',
+    'a policy is {checkpoint: embedded | DIR} or {baseUrl, model, api: chat | completions | sglang, tokenizer?, weightSync?: {kind: sglang | command, dir}}',
   ],
 ];
 

@@ -10,6 +10,7 @@ import { CompletionPolicy } from './completion-policy.ts';
 import type { Policy, PromptRenderer, TextEncoder } from './policy.ts';
 import type { EndpointPolicyConfig, PolicyConfig } from './protocol.ts';
 import { ServedPolicy, type Ask } from './served-policy.ts';
+import { SglangPolicy } from './sglang-policy.ts';
 import { rendererOf } from './template-renderer.ts';
 
 export interface BuiltPolicy {
@@ -56,5 +57,6 @@ export async function buildPolicy(config: PolicyConfig, ask: Ask): Promise<Built
   }
   const { loadTokenizer } = await import('../../runtime/model/tokenizer.ts');
   const tokenizer = await loadTokenizer(config.tokenizerDir);
-  return { policy: new CompletionPolicy(common), encoder: tokenizer, renderer: rendererOf(tokenizer) };
+  const policy = config.kind === 'sglang' ? new SglangPolicy(common) : new CompletionPolicy(common);
+  return { policy, encoder: tokenizer, renderer: rendererOf(tokenizer) };
 }

@@ -15,8 +15,9 @@ export type PolicyConfig = EndpointPolicyConfig | ServedPolicyConfig;
 
 export interface EndpointPolicyConfig {
   /** chat: /v1/chat/completions; completions: /v1/completions over the prompt rendered with the model's chat
-   * template. */
-  kind: 'chat' | 'completions';
+   * template (token ids through vLLM's extensions); sglang: SGLang's native /generate (input_ids in,
+   * output_ids and logprobs out). */
+  kind: 'chat' | 'completions' | 'sglang';
   baseURL: string;
   model: string;
   /** Name of the environment variable holding the API key on the node that runs the rollouts. */
@@ -26,7 +27,7 @@ export interface EndpointPolicyConfig {
   maxRetries?: number;
   /** Version of the weights the endpoint serves (set by the trainer when it publishes), recorded per turn. */
   weightVersion?: number;
-  /** completions: the folder with the served model's tokenizer.json and tokenizer_config.json (its chat
+  /** completions, sglang: the folder with the served model's tokenizer.json and tokenizer_config.json (its chat
    * template), on the nodes that run rollouts; default the vendored Qwen2.5 tokenizer. */
   tokenizerDir?: string;
 }
@@ -128,7 +129,7 @@ export interface RolloutStatusReply {
 export type RolloutMessage = RolloutStart | RolloutCancel | RolloutStatus;
 
 const endpointPolicySchema = z.object({
-  kind: z.enum(['chat', 'completions']),
+  kind: z.enum(['chat', 'completions', 'sglang']),
   baseURL: z.url(),
   model: z.string().min(1),
   apiKeyEnv: z.string().min(1).optional(),

@@ -9,10 +9,11 @@
  * batch is sampled with one known version (`version`); it is reported per response as
  * `system_fingerprint: "dr-weights-v<version>"` and SGLang's `metadata.weight_version`.
  *
- * With `weightApi: 'sglang'` it also takes new weights the way SGLang does, from a Hugging Face folder on disk
- * (`POST /update_weights_from_disk {model_path, weight_version}`, `GET /get_weight_version`, `GET
- * /model_info`): the project's own engine for a training job's external-engine path, and the
- * protocol-faithful stand-in for SGLang in its tests.
+ * With `weightApi: 'sglang'` it also speaks SGLang's native API: `POST /generate` (input_ids in, output_ids
+ * and `meta_info.output_token_logprobs` out) and new weights from a Hugging Face folder on disk (`POST
+ * /update_weights_from_disk {model_path, weight_version}`, `GET /get_weight_version`, `GET /model_info`):
+ * the project's own engine for a training job's external-engine path, and the protocol-faithful stand-in
+ * for SGLang in its tests.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -57,6 +58,23 @@ const completionRequest = z.looseObject({
   stop: z.union([z.string(), z.array(z.string())]).optional(),
   seed: z.number().int().optional(),
 });
+
+/** SGLang's native /generate request, in the completions shape this server validates. */
+function fromGenerateRequest(raw: unknown): unknown {
+  const r = (typeof raw === 'object' && raw !== null ? raw : {}) as {
+    input_ids?: unknown;
+    text?: unknown;
+    sampling_params?: { max_new_tokens?: unknown; temperature?: unknown; top_p?: unknown; stop?: unknown };
+  };
+  const sp = r.sampling_params ?? {};
+  return {
+    prompt: r.input_ids ?? r.text,
+    max_tokens: sp.max_new_tokens,
+    temperature: sp.temperature,
+    top_p: sp.top_p,
+    stop: sp.stop,
+  };
+}
 
 interface Pending {
   prompt: number[];
@@ -152,12 +170,14 @@ export class PolicyServer {
         });
       }
       if (this.options.weightApi === 'sglang' && (await this.weightApi(req, res))) return;
-      if (req.method !== 'POST' || req.url !== '/v1/completions') {
+      const native = this.options.weightApi === 'sglang' && req.method === 'POST' && req.url === '/generate';
+      if (!native && (req.method !== 'POST' || req.url !== '/v1/completions')) {
         return json(res, 404, {
           error: { message: `no route ${req.method} ${req.url}`, type: 'invalid_request_error' },
         });
       }
-      const body = completionRequest.safeParse(JSON.parse(await readBody(req)));
+      const raw: unknown = JSON.parse(await readBody(req));
+      const body = completionRequest.safeParse(native ? fromGenerateRequest(raw) : raw);
       if (!body.success) {
         return json(res, 400, {
           error: { message: body.error.issues[0]?.message ?? 'bad request', type: 'invalid_request_error' },
@@ -176,6 +196,18 @@ export class PolicyServer {
       const version = this.currentVersion;
       const out = await this.enqueue(r, prompt);
       const text = this.options.tokenizer.decode(out.tokenIds);
+      if (native)
+        return json(res, 200, {
+          text,
+          output_ids: out.tokenIds,
+          meta_info: {
+            prompt_tokens: prompt.length,
+            completion_tokens: out.tokenIds.length,
+            output_token_logprobs: out.tokenIds.map((id, i) => [out.logprobs[i], id, null]),
+            finish_reason: { type: out.finishReason },
+            weight_version: String(version),
+          },
+        });
       return json(res, 200, {
         id: `cmpl-${Date.now().toString(36)}${(this.seedCounter++).toString(36)}`,
         object: 'text_completion',

@@ -55,7 +55,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function train(job: string, schedule: { mode: 'sync' | 'async'; maxStaleness?: number }) {
+async function train(
+  job: string,
+  schedule: { mode: 'sync' | 'async'; maxStaleness?: number },
+  api: 'completions' | 'sglang',
+) {
   const out = join(dir, job);
   const weights = join(dir, `${job}-weights`);
   const args: TrainerArgs = {
@@ -74,7 +78,7 @@ async function train(job: string, schedule: { mode: 'sync' | 'async'; maxStalene
       outputDir: out,
     },
     engine: {
-      policy: { kind: 'completions', baseURL: engine.baseURL, model: 'engine' },
+      policy: { kind: api, baseURL: engine.baseURL, model: 'engine' },
       weightSync: { kind: 'sglang', dir: weights },
     },
   };
@@ -99,8 +103,8 @@ async function train(job: string, schedule: { mode: 'sync' | 'async'; maxStalene
 }
 
 describe('training with rollouts on an external engine', () => {
-  it('syncs the engine to every new version before sampling, and each trajectory carries the version that sampled it', async () => {
-    const run = await train('sync-run', { mode: 'sync' });
+  it('syncs the engine to every new version before sampling, and each trajectory carries the version that sampled it (SGLang /generate)', async () => {
+    const run = await train('sync-run', { mode: 'sync' }, 'sglang');
 
     expect(run.status.error).toBeNull();
     expect(run.status).toMatchObject({ state: 'succeeded', version: 3 });
@@ -114,8 +118,8 @@ describe('training with rollouts on an external engine', () => {
     expect((await readdir(run.weights)).sort()).toEqual(['v2', 'v3']);
   }, 180_000);
 
-  it('keeps the staleness bound when the next batch is sampled while the learner trains (async)', async () => {
-    const run = await train('async-run', { mode: 'async', maxStaleness: 1 });
+  it('keeps the staleness bound when the next batch is sampled while the learner trains (async, OpenAI completions)', async () => {
+    const run = await train('async-run', { mode: 'async', maxStaleness: 1 }, 'completions');
 
     expect(run.status.error).toBeNull();
     expect(run.status.state).toBe('succeeded');

@@ -21,7 +21,9 @@ export const trainerRolloutActor: ActorFactory<TrainerRolloutArgs> = (args, ctx)
       : {
           policy: (config) =>
             buildPolicy(
-              config.kind === 'completions' ? { ...config, tokenizerDir } : config,
+              config.kind === 'completions' || config.kind === 'sglang'
+                ? { ...config, tokenizerDir }
+                : config,
               (target, msg, options) => ctx.ask(target, msg, options),
             ),
         },

@@ -124,7 +124,10 @@ function rolloutOptions(cmd: Command): Command {
       'OpenAI-compatible base URL of the policy, e.g. http://host:8000/v1 (DR_POLICY_URL)',
     )
     .option('--model <name>', 'model name at that endpoint (DR_POLICY_MODEL)')
-    .option('--policy-kind <kind>', 'chat (chat completions) or completions (raw completions with token ids)')
+    .option(
+      '--policy-kind <kind>',
+      "chat (chat completions), completions (raw completions with token ids, vLLM) or sglang (SGLang's /generate)",
+    )
     .option('--api-key-env <VAR>', 'environment variable on the workers that holds the API key')
     .option('--native-tools', 'send tool definitions and read native tool_calls (hosted APIs)')
     .option('--max-turns <n>', 'turns per trajectory (default 10)')
