@@ -30,7 +30,8 @@ import { kinds } from '../actors/kinds.ts';
 import { WeightSubscriber } from '../actors/params/weight-transfer.ts';
 import { DEFAULT_CHUNK_BYTES } from '../actors/params/weights-codec.ts';
 import { saveCheckpoint } from '../runtime/model/checkpoint.ts';
-import { randomCheckpoint, tinyConfig } from '../runtime/model/testing.ts';
+import type { Qwen2Config } from '../runtime/model/qwen2-config.ts';
+import { benchConfig, randomCheckpoint } from '../runtime/model/testing.ts';
 import { Qwen2Trainer } from '../runtime/model/trainer.ts';
 import { startWorker } from '../runtime/testing/node-process.ts';
 import { startLoopbackNode } from '../runtime/testing/loopback-node.ts';
@@ -61,16 +62,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dr-bench-learner-'));
   try {
     const hidden = Number(flags.hidden);
-    const config = tinyConfig({
-      vocab_size: Number(flags.vocab),
-      hidden_size: hidden,
-      intermediate_size: hidden * 3,
-      num_hidden_layers: Number(flags.layers),
-      num_attention_heads: Math.max(2, hidden / 32),
-      num_key_value_heads: Math.max(1, hidden / 64),
-      tie_word_embeddings: true,
-      eos_token_id: 0,
-    });
+    const config = benchConfig(hidden, Number(flags.layers), Number(flags.vocab));
     await saveCheckpoint(dir, randomCheckpoint(config, 1, 0.05));
     const params =
       config.vocabSize * hidden + config.numLayers * (4 * hidden * hidden + 3 * hidden * hidden * 3);
@@ -95,7 +87,7 @@ function batchOf(rows: number, cols: number, vocab: number): TrainSample[] {
   });
 }
 
-async function trainStep(dir: string, config: ReturnType<typeof tinyConfig>): Promise<void> {
+async function trainStep(dir: string, config: Qwen2Config): Promise<void> {
   const rows = Number(flags.rows);
   const cols = Number(flags.cols);
   const steps = Number(flags.steps);

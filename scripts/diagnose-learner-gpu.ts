@@ -24,7 +24,7 @@ import { adamwStep, defaultAdamWConfig, initAdamWState } from '../actors/learner
 import { buildMicroBatches, prepareSamples, type TrainSample } from '../actors/learner/batching.ts';
 import { defaultGrpoLossConfig } from '../actors/learner/grpo.ts';
 import { Learner } from '../actors/learner/learner.ts';
-import { randomCheckpoint, tinyConfig } from '../runtime/model/testing.ts';
+import { benchConfig, randomCheckpoint } from '../runtime/model/testing.ts';
 import { fusedTrainStepGraph, Qwen2Trainer, sequenceFeeds } from '../runtime/model/trainer.ts';
 import { Graph } from '../runtime/onnx/graph.ts';
 import * as op from '../runtime/onnx/ops.ts';
@@ -48,16 +48,7 @@ const { values: flags } = parseArgs({
 const provider = flags.provider === 'cpu' ? 'cpu' : 'cuda';
 const eps: ort.InferenceSession.ExecutionProviderConfig[] = provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'];
 const hidden = Number(flags.hidden);
-const config = tinyConfig({
-  vocab_size: Number(flags.vocab),
-  hidden_size: hidden,
-  intermediate_size: hidden * 3,
-  num_hidden_layers: Number(flags.layers),
-  num_attention_heads: Math.max(2, hidden / 32),
-  num_key_value_heads: Math.max(1, hidden / 64),
-  tie_word_embeddings: true,
-  eos_token_id: 0,
-});
+const config = benchConfig(hidden, Number(flags.layers), Number(flags.vocab));
 const rows = Number(flags.rows);
 const cols = Number(flags.cols);
 const steps = Number(flags.steps);

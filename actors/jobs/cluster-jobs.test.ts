@@ -3,16 +3,13 @@
  * project's actor kinds, the CLI as a process, the real SearchActor (Serper protocol) and BrowseActor
  * (extractive reader) over the sandbox web's HTTP server, and a local OpenAI-compatible server as the policy.
  */
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateWorld, startSandboxServer, type SandboxServer } from '../sandbox/index.ts';
 import { connectClient, type ClusterClient } from '../../runtime/client.ts';
-import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
-import { EMBEDDED_CONFIG, EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
-import { randomCheckpoint } from '../../runtime/model/testing.ts';
 import {
   runDr,
   startHead,
@@ -27,6 +24,7 @@ import {
 } from '../rollout/openai-test-server.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
 import type { TrainEvent } from '../trainer/metrics.ts';
+import { randomEmbeddedModel } from '../trainer/testing/train-fixtures.ts';
 import { loadDataset, type DatasetRow } from './datasets.ts';
 import { JobsClient } from './jobs-client.ts';
 import type { JobRecord } from './protocol.ts';
@@ -272,10 +270,7 @@ describe('jobs on a real cluster', () => {
     ];
     await bootTools(await connect());
     // The embedded policy's architecture and vocabulary with random weights: a step takes seconds.
-    const model = join(dir, 'model');
-    await saveCheckpoint(model, randomCheckpoint(EMBEDDED_CONFIG, 3, 0.02));
-    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-      await copyFile(join(EMBEDDED_DIR, f), join(model, f));
+    const model = await randomEmbeddedModel(join(dir, 'model'));
     const out = join(dir, 'outputs', 'cli-train');
     const configFile = join(dir, 'train.json');
     await writeFile(

@@ -8,21 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDrError } from '../../config/errors.ts';
 import { silentLogger } from '../../config/log.ts';
 import { Qwen2Generator } from '../../runtime/model/generate.ts';
-import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
+import { randomCheckpoint, tinyQwen25VocabConfig } from '../../runtime/model/testing.ts';
 import { loadTokenizer, type TextTokenizer } from '../../runtime/model/tokenizer.ts';
 import { PolicyServer } from '../trainer/policy-server.ts';
 import { SglangPolicy } from './sglang-policy.ts';
 
-const config = tinyConfig({
-  vocab_size: 151936,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  tie_word_embeddings: true,
-  eos_token_id: 151645,
-});
+const config = tinyQwen25VocabConfig();
 const model = randomCheckpoint(config, 3, 0.5);
 
 let tokenizer: TextTokenizer;

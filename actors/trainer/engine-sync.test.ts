@@ -11,22 +11,12 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isDrError } from '../../config/errors.ts';
 import { silentLogger } from '../../config/log.ts';
 import { exportHfFolder } from '../../runtime/model/hf-export.ts';
-import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
+import { randomCheckpoint, tinyQwen25VocabConfig } from '../../runtime/model/testing.ts';
 import { loadTokenizer, type TextTokenizer } from '../../runtime/model/tokenizer.ts';
 import { EngineSync, type VersionSource } from './engine-sync.ts';
 import { PolicyServer } from './policy-server.ts';
 
-const SHAPE = {
-  vocab_size: 151936,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  tie_word_embeddings: true,
-  eos_token_id: 151645,
-};
-const config = tinyConfig(SHAPE);
+const config = tinyQwen25VocabConfig();
 
 /** A parameter server's view: version k holds seeded weights k; exports are real HF folders. */
 class Versions implements VersionSource {
@@ -101,7 +91,7 @@ describe('EngineSync', () => {
   });
 
   it('fails with TRAIN_ENGINE_SYNC_FAILED when the engine refuses the folder, saying why', async () => {
-    const other = new Versions(tinyConfig({ ...SHAPE, hidden_size: 32 }));
+    const other = new Versions({ ...config, hiddenSize: 32 });
     const sync = new EngineSync({
       baseURL: engine.baseURL,
       sync: { kind: 'sglang', dir },

@@ -4,23 +4,14 @@ import { silentLogger } from '../../config/log.ts';
 import type { ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
 import { Qwen2Generator } from '../../runtime/model/generate.ts';
-import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
+import { randomCheckpoint, tinyQwen25VocabConfig } from '../../runtime/model/testing.ts';
 import { loadTokenizer, type TextTokenizer } from '../../runtime/model/tokenizer.ts';
 import { parameterServer } from '../params/param-server.ts';
 import { publishWeights, WeightSubscriber } from '../params/weight-transfer.ts';
 import { PolicyServer } from './policy-server.ts';
 
 // Real Qwen2.5 vocabulary ids (the tokenizer's), tiny random body.
-const config = tinyConfig({
-  vocab_size: 151936,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  tie_word_embeddings: true,
-  eos_token_id: 151645,
-});
+const config = tinyQwen25VocabConfig();
 const ckpt = (seed: number) => randomCheckpoint(config, seed, 0.5);
 const specs = [...ckpt(1).weights].map(([name, t]) => ({ name, shape: [...t.shape] }));
 

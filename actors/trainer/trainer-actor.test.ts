@@ -1,17 +1,15 @@
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActorSystem } from '../../runtime/actor.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
-import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
-import { EMBEDDED_CONFIG, EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
-import { randomCheckpoint } from '../../runtime/model/testing.ts';
 import type { ActorFactory } from '../../runtime/actor.ts';
 import { kinds as realKinds } from '../kinds.ts';
 import { sandboxBrowse, sandboxSearch } from '../jobs/testing/sandbox-tool-kinds.ts';
 import type { TrainEvent } from './metrics.ts';
 import type { TrainerStatus } from './protocol.ts';
+import { randomEmbeddedModel, sandboxToolSystem } from './testing/train-fixtures.ts';
 
 // The embedded policy's shape with random weights, so the whole job — rollout actors over the sandbox tools
 // tokenizing with the model's own vocabulary, the policy server, learner, parameter server, checkpoints —
@@ -21,19 +19,8 @@ let system: ActorSystem;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dr-train-job-'));
-  // The embedded policy's architecture and reduced vocabulary (its own tokenizer ships in the folder), with
-  // random weights.
-  await saveCheckpoint(join(dir, 'model'), randomCheckpoint(EMBEDDED_CONFIG, 3, 0.02));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    await copyFile(join(EMBEDDED_DIR, f), join(dir, 'model', f));
-  // Every real kind, with search and browse answering from the sandbox world in-process.
-  const kinds = new Map<string, ActorFactory<never>>([
-    ...realKinds,
-    ['search', sandboxSearch],
-    ['browse', sandboxBrowse],
-  ]);
-  system = createActorSystem({ kinds });
-  for (const kind of ['search', 'browse']) await system.spawn({ kind, name: `${kind}/0` });
+  await randomEmbeddedModel(join(dir, 'model'));
+  system = await sandboxToolSystem();
 });
 
 afterAll(async () => {

@@ -5,23 +5,19 @@
  * 'sglang'` mode, a separate server the trainer reaches only over HTTP, as it would reach SGLang.
  */
 import axios from 'axios';
-import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../config/log.ts';
-import type { ActorFactory, ActorSystem } from '../../runtime/actor.ts';
-import { createActorSystem } from '../../runtime/local-system.ts';
-import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
-import { EMBEDDED_CONFIG, EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
-import { randomCheckpoint } from '../../runtime/model/testing.ts';
+import type { ActorSystem } from '../../runtime/actor.ts';
+import { EMBEDDED_CONFIG } from '../../runtime/model/embedded.ts';
 import { loadTokenizer } from '../../runtime/model/tokenizer.ts';
-import { sandboxBrowse, sandboxSearch } from '../jobs/testing/sandbox-tool-kinds.ts';
-import { kinds as realKinds } from '../kinds.ts';
 import type { TrainEvent } from './metrics.ts';
 import { PolicyServer } from './policy-server.ts';
 import type { TrainerArgs, TrainerStatus } from './protocol.ts';
 import type { TrainRolloutEntry } from './rollout-files.ts';
+import { randomEmbeddedModel, sandboxToolSystem } from './testing/train-fixtures.ts';
 
 let dir: string;
 let system: ActorSystem;
@@ -29,10 +25,7 @@ let engine: PolicyServer;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dr-train-engine-'));
-  const model = join(dir, 'model');
-  await saveCheckpoint(model, randomCheckpoint(EMBEDDED_CONFIG, 3, 0.02));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    await copyFile(join(EMBEDDED_DIR, f), join(model, f));
+  const model = await randomEmbeddedModel(join(dir, 'model'));
   engine = await PolicyServer.start({
     config: EMBEDDED_CONFIG,
     tokenizer: await loadTokenizer(model),
@@ -40,13 +33,7 @@ beforeAll(async () => {
     weightApi: 'sglang',
     log: silentLogger,
   });
-  const kinds = new Map<string, ActorFactory<never>>([
-    ...realKinds,
-    ['search', sandboxSearch],
-    ['browse', sandboxBrowse],
-  ]);
-  system = createActorSystem({ kinds });
-  for (const kind of ['search', 'browse']) await system.spawn({ kind, name: `${kind}/0` });
+  system = await sandboxToolSystem();
 });
 
 afterAll(async () => {
