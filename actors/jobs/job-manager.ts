@@ -15,6 +15,7 @@ import type { Actor, ActorFactory } from '../../runtime/actor.ts';
 import type { RolloutActorArgs } from '../rollout/rollout-actor.ts';
 import {
   ROLLOUT_PROTOCOL_VERSION,
+  type BudgetTakeReply,
   type RolloutDone,
   type RolloutFailed,
   type RolloutStart,
@@ -47,6 +48,7 @@ import {
   jobsMessageSchema,
   parseTrainJobConfig,
   TERMINAL_STATES,
+  type BudgetUse,
   type EvaluateConfig,
   type JobConfig,
   type JobKind,
@@ -84,9 +86,31 @@ interface Running {
   /** unit id -> lease checks in a row that its actor did not list it */
   misses: Map<string, number>;
   finishing: boolean;
+  /** Tool calls granted against the job's budget, and calls refused at it. */
+  budget: { search: number; browse: number; refused: number };
 }
 
 const LOST_AFTER_MISSES = 2;
+const BUDGET_KEY = { search: 'searchCalls', browse: 'browseCalls' } as const;
+
+function budgetUse(limits: NonNullable<ResearchConfig['budget']>, spent: Running['budget']): BudgetUse {
+  const use: BudgetUse = { exhausted: [], refused: spent.refused };
+  for (const tool of ['search', 'browse'] as const) {
+    const key = BUDGET_KEY[tool];
+    const limit = limits[key];
+    if (limit === undefined) continue;
+    use[key] = { limit, used: spent[tool] };
+    if (spent[tool] >= limit) use.exhausted.push(key);
+  }
+  return use;
+}
+
+function describeBudget(b: BudgetUse): string {
+  const parts = (['searchCalls', 'browseCalls'] as const)
+    .filter((k) => b[k] !== undefined)
+    .map((k) => `${k} ${b[k]!.used} of ${b[k]!.limit}`);
+  return `${parts.join(', ')}${b.refused > 0 ? `; ${b.refused} calls refused` : ''}`;
+}
 /** A trainer that vanishes more often than this (not a crash its supervisor restarts) fails its job. */
 const MAX_TRAINER_RESPAWNS = 3;
 
@@ -222,6 +246,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
               topP: config.topP,
               searchTopK,
               date,
+              ...(config.budget === undefined ? {} : { budget: { ledger: JOB_MANAGER_NAME } }),
             },
             policy,
             schedule: config.schedule,
@@ -256,7 +281,21 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         }
         if (job.state !== 'running') return;
         const tools = toolCounts(trajectories);
-        setResult(job, { ...result, tools });
+        const budget = config.budget === undefined ? undefined : budgetUse(config.budget, state.budget);
+        setResult(job, {
+          ...result,
+          tools,
+          ...(budget === undefined ? {} : { budget }),
+          ...(budget === undefined || budget.refused === 0
+            ? {}
+            : {
+                stopped: {
+                  code: 'JOB_BUDGET_EXHAUSTED' as const,
+                  message: `the job spent its ${budget.exhausted.join(' and ')} budget; ${budget.refused} tool calls were refused and those trajectories answered from what they had`,
+                },
+              }),
+        });
+        if (budget !== undefined) log(job, `budget: ${describeBudget(budget)}`);
         log(job, `tool calls: ${tools.calls}, failed: ${tools.errors}`);
         const failure = toolFailure(tools, config.maxToolErrorRate, trajectories);
         setState(job, failure === undefined ? 'succeeded' : 'failed', failure);
@@ -281,7 +320,20 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       for (const id of done.keys()) if (!byId.has(id)) done.delete(id);
       job.progress.done = done.size;
       job.tools = toolCounts(done.values());
-      const state: Running = { units: byId, done, assigned: new Map(), misses: new Map(), finishing: false };
+      // After a restart, what finished trajectories spent still counts against the budget.
+      const spent = [...done.values()].map((t) => t.toolStats);
+      const state: Running = {
+        units: byId,
+        done,
+        assigned: new Map(),
+        misses: new Map(),
+        finishing: false,
+        budget: {
+          search: spent.reduce((s, t) => s + t.searchCalls, 0),
+          browse: spent.reduce((s, t) => s + t.browseCalls, 0),
+          refused: spent.reduce((s, t) => s + (t.refused ?? 0), 0),
+        },
+      };
       running.set(job.id, state);
       log(job, `${units.length} trajectories, ${done.size} already finished`);
       if (done.size === units.length) {
@@ -561,6 +613,19 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       },
     };
 
+    /** Grants one `tool` call against the job's budget (true when it has no limit for that tool). */
+    function take(job: JobRecord, state: Running, tool: 'search' | 'browse'): boolean {
+      const limit = (job.config as ResearchConfig | EvaluateConfig).budget?.[BUDGET_KEY[tool]];
+      if (limit === undefined) return true;
+      if (state.budget[tool] < limit) {
+        state.budget[tool] += 1;
+        return true;
+      }
+      if (state.budget.refused++ === 0)
+        log(job, `${tool} budget of ${limit} calls spent: further ${tool} calls are refused`);
+      return false;
+    }
+
     function handle(msg: JobsMessage): unknown {
       switch (msg.type) {
         case 'jobs.submit':
@@ -586,6 +651,13 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
             next: lines.length,
           };
           return logs;
+        }
+        case 'jobs.budget.take': {
+          const job = jobs.get(msg.jobId);
+          const state = running.get(msg.jobId);
+          const granted = job?.state === 'running' && state !== undefined && take(job, state, msg.tool);
+          const answer: BudgetTakeReply = { v: 1, type: 'jobs.budget.reply', granted };
+          return answer;
         }
         case 'jobs.cancel': {
           const job = find(msg.jobId);

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { DrError, isDrError } from '../../config/errors.ts';
 import { parseTrainConfig, type TrainConfig } from '../../config/train.ts';
-import { policyConfigSchema } from '../rollout/protocol.ts';
+import { policyConfigSchema, type BudgetTake } from '../rollout/protocol.ts';
 import type { ToolCounts } from '../rollout/trajectory.ts';
 
 export const JOBS_PROTOCOL_VERSION = 1;
@@ -35,6 +35,14 @@ const rolloutFields = {
   schedule: z.enum(['async', 'barrier']).default('async'),
   /** ISO date the system prompt states; default: when the job starts. */
   date: z.iso.datetime().optional(),
+  /** Most web_search / browse_webpage calls the whole job may make; past them, calls are refused and the
+   * trajectories answer from what they have. */
+  budget: z
+    .object({
+      searchCalls: z.number().int().min(0).optional(),
+      browseCalls: z.number().int().min(0).optional(),
+    })
+    .optional(),
 };
 
 const judgeSchema = z.object({
@@ -106,11 +114,24 @@ export const configSchemas = {
   evaluate: evaluateConfigSchema,
 } as const;
 
+/** What a budgeted job spent, per tool with a limit; `exhausted` names the spent ones. */
+export interface BudgetUse {
+  searchCalls?: { limit: number; used: number };
+  browseCalls?: { limit: number; used: number };
+  exhausted: Array<'searchCalls' | 'browseCalls'>;
+  /** Tool calls refused at the budget. */
+  refused: number;
+}
+
 export interface JobResult {
   /** Files the job wrote (absolute paths on the head). */
   paths: Record<string, string>;
   /** Tool calls and failures over the whole job. */
   tools?: ToolCounts;
+  /** The job's tool budget and what it used (a job submitted with one). */
+  budget?: BudgetUse;
+  /** Why the job stopped making tool calls before its trajectories were done, when it did. */
+  stopped?: { code: 'JOB_BUDGET_EXHAUSTED'; message: string };
   /** Small summary: the answers of a research job, the score table of an evaluation. */
   summary?: unknown;
 }
@@ -135,7 +156,9 @@ export type JobsMessage =
   | { v: 1; type: 'jobs.list' }
   | { v: 1; type: 'jobs.get'; jobId: string }
   | { v: 1; type: 'jobs.logs'; jobId: string; after?: number }
-  | { v: 1; type: 'jobs.cancel'; jobId: string };
+  | { v: 1; type: 'jobs.cancel'; jobId: string }
+  /** A rollout actor asks before each tool call of a budgeted job (actors/rollout/protocol.ts). */
+  | BudgetTake;
 
 export interface JobReply {
   v: 1;
@@ -173,6 +196,12 @@ export const jobsMessageSchema = z.discriminatedUnion('type', [
     config: z.unknown(),
   }),
   z.object({ v: z.literal(JOBS_PROTOCOL_VERSION), type: z.literal('jobs.list') }),
+  z.object({
+    v: z.literal(JOBS_PROTOCOL_VERSION),
+    type: z.literal('jobs.budget.take'),
+    jobId: z.string().min(1),
+    tool: z.enum(['search', 'browse']),
+  }),
   z.object({ v: z.literal(JOBS_PROTOCOL_VERSION), type: z.literal('jobs.get'), jobId: z.string().min(1) }),
   z.object({
     v: z.literal(JOBS_PROTOCOL_VERSION),

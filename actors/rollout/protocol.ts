@@ -41,6 +41,20 @@ export interface ServedPolicyConfig {
   timeoutMs?: number;
 }
 
+/** Asked of `settings.budget.ledger` before each tool call of a budgeted job; refused calls do not run. */
+export interface BudgetTake {
+  v: 1;
+  type: 'jobs.budget.take';
+  jobId: string;
+  tool: 'search' | 'browse';
+}
+
+export interface BudgetTakeReply {
+  v: 1;
+  type: 'jobs.budget.reply';
+  granted: boolean;
+}
+
 export interface RolloutSettingsWire {
   maxTurns: number;
   maxTokensPerTurn: number;
@@ -52,6 +66,8 @@ export interface RolloutSettingsWire {
   searchTopK?: number;
   /** The weight version the policy serves for this batch (training), for turns whose backend reports none. */
   weightVersion?: number;
+  /** A budgeted job: ask this actor (the job manager) before each tool call (`jobs.budget.take`). */
+  budget?: { ledger: string };
 }
 
 export interface WorkUnit {
@@ -158,6 +174,7 @@ export const rolloutSettingsSchema = z.object({
   date: z.iso.datetime(),
   searchTopK: z.number().int().min(1).max(MAX_TOP_K).optional(),
   weightVersion: z.number().int().min(0).optional(),
+  budget: z.object({ ledger: z.string().min(1) }).optional(),
 });
 
 const workUnitSchema = z.object({

@@ -11,6 +11,8 @@ import { buildPolicy, type BuiltPolicy } from './policy-factory.ts';
 import {
   ROLLOUT_PROTOCOL_VERSION,
   rolloutMessageSchema,
+  type BudgetTake,
+  type BudgetTakeReply,
   type PolicyConfig,
   type RolloutCancelReply,
   type RolloutDone,
@@ -106,6 +108,19 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
       const built = await policyFor(msg.policy);
       const barrier = msg.schedule === 'barrier' ? new TurnBarrier(msg.units.length) : undefined;
       const settings = { ...msg.settings, date: new Date(msg.settings.date) };
+      const ledger = msg.settings.budget?.ledger;
+      const budget =
+        ledger === undefined
+          ? undefined
+          : async (tool: 'search' | 'browse'): Promise<boolean> => {
+              const take: BudgetTake = {
+                v: ROLLOUT_PROTOCOL_VERSION,
+                type: 'jobs.budget.take',
+                jobId: msg.jobId,
+                tool,
+              };
+              return (await ctx.ask<BudgetTakeReply>(ledger, take, { timeoutMs: 30_000 })).granted === true;
+            };
       await Promise.all(
         msg.units.map(async (unit) => {
           const id = trajectoryId(unit.questionId, unit.sample);
@@ -118,6 +133,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
               tools,
               ...(built.encoder === undefined ? {} : { encoder: built.encoder }),
               ...(built.renderer === undefined ? {} : { renderer: built.renderer }),
+              ...(budget === undefined ? {} : { budget }),
               ...(barrier === undefined ? {} : { barrier }),
               signal: trajectorySignal.signal,
             });

@@ -49,6 +49,33 @@ describe('runTrajectory', () => {
     server = undefined;
   });
 
+  it('does not run a call the budget refuses, tells the model so, and lets it answer', async () => {
+    server = await startOpenAITestServer({ reply: (req) => [SEARCH, BROWSE, ANSWER][turnOf(req)] ?? ANSWER });
+    const tools = new RecordingTools();
+    const asked: string[] = [];
+    const budget = (tool: 'search' | 'browse'): Promise<boolean> => {
+      asked.push(tool);
+      return Promise.resolve(tool === 'search');
+    };
+
+    const t = await runTrajectory(
+      { questionId: 'q1', question: 'What is the tallest tower?', groundTruth: 'Tower Alpha' },
+      0,
+      settings,
+      { policy: new ChatPolicy({ baseURL: server.baseURL, model: 'policy' }), tools, budget },
+    );
+
+    expect(asked).toEqual(['search', 'browse']);
+    expect(tools.calls.map((c) => c.tool)).toEqual(['web_search']);
+    expect(t.toolStats).toMatchObject({ searchCalls: 1, browseCalls: 0, refused: 1, failures: 0 });
+    expect(t.messages[5]).toMatchObject({
+      role: 'tool',
+      content: expect.stringContaining('budget for browse_webpage is spent'),
+    });
+    expect(t.end).toEqual({ reason: 'answer' });
+    expect(t.answer).toBe('Tower Alpha');
+  });
+
   it('searches, browses and answers through a chat policy, and scores the answer', async () => {
     server = await startOpenAITestServer({ reply: (req) => [SEARCH, BROWSE, ANSWER][turnOf(req)] ?? ANSWER });
     const tools = new RecordingTools();

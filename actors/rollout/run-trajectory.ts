@@ -54,7 +54,14 @@ export interface TrajectoryDeps {
   encoder?: TextEncoder;
   /** Turn-synchronous schedule; absent: the trajectory advances on its own. */
   barrier?: TurnBarrier;
+  /** A budgeted job's ledger: false refuses the call (it does not run, and the model is told so). */
+  budget?: (tool: 'search' | 'browse') => Promise<boolean>;
   signal?: AbortSignal;
+}
+
+/** The tool response of a call refused at the job's budget: the model is to answer with what it has. */
+function budgetSpent(tool: string): string {
+  return `The job's budget for ${tool} is spent: this call did not run, and no further ${tool} call will. Answer from what you have found so far.`;
 }
 
 export function trajectoryId(questionId: string, sample: number): string {
@@ -95,7 +102,15 @@ export async function runTrajectory(
     deps.encoder,
   );
   const turns: TurnRecord[] = [];
-  const toolStats = { searchCalls: 0, browseCalls: 0, queries: 0, urls: 0, failures: 0, toolMs: 0 };
+  const toolStats = {
+    searchCalls: 0,
+    browseCalls: 0,
+    queries: 0,
+    urls: 0,
+    failures: 0,
+    refused: 0,
+    toolMs: 0,
+  };
   let end: { reason: EndReason; detail?: string } = { reason: 'max_turns' };
   let answer: string | undefined;
 
@@ -137,6 +152,12 @@ export async function runTrajectory(
         break;
       }
       await deps.barrier?.arrive();
+      const tool = parsed.call.name === WEB_SEARCH ? 'search' : 'browse';
+      if (deps.budget !== undefined && !(await deps.budget(tool))) {
+        toolStats.refused += 1;
+        builder.addToolResponse(budgetSpent(parsed.call.name));
+        continue;
+      }
       const { text, stat } = await runTool(parsed.call, deps.tools, {
         trajectoryId: id,
         question: task.question,

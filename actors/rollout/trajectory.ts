@@ -36,6 +36,8 @@ export interface ToolStats {
   queries: number;
   urls: number;
   failures: number;
+  /** Calls refused at the job's budget (they did not run, and are neither calls nor failures). */
+  refused: number;
   toolMs: number;
 }
 

@@ -16,6 +16,7 @@ import { parseQwen2Config, qwen2ParamShapes } from '../../runtime/model/qwen2-co
 import { readEventFile } from '../../runtime/monitor/testing/tensorboard-reader.ts';
 import type { TrainEvent } from '../trainer/metrics.ts';
 import type { TrainRolloutEntry } from '../trainer/rollout-files.ts';
+import type { Trajectory } from '../rollout/trajectory.ts';
 import { runDr, startHead, startWorker, type NodeProcess } from '../../runtime/testing/node-process.ts';
 
 const DR = fileURLToPath(new URL('../../scripts/dr.js', import.meta.url));
@@ -76,7 +77,7 @@ describe('tool services from a cluster file', () => {
     return port;
   };
 
-  const submitResearch = (port: number) =>
+  const submitResearch = (port: number, extra: string[] = ['--temperature', '0']) =>
     runDr(
       [
         'submit',
@@ -87,8 +88,7 @@ describe('tool services from a cluster file', () => {
         question,
         '--policy',
         'embedded',
-        '--temperature',
-        '0',
+        ...extra,
         '--wait',
         '--json',
       ],
@@ -142,6 +142,35 @@ describe('tool services from a cluster file', () => {
     expect(result).toMatchObject({ state: 'succeeded', toolErrors: 0 });
     expect(result.toolCalls).toBeGreaterThanOrEqual(1);
     expect(result.id).toMatch(/\S/);
+  }, 180_000);
+
+  it('keeps a research job with --search-budget 2 to at most 2 search calls, and says so in its result', async () => {
+    const port = await sandboxCluster();
+
+    // Eight sampled rollouts of the embedded policy would search at least once each without the budget.
+    const run = await submitResearch(port, ['--n', '8', '--temperature', '1', '--search-budget', '2']);
+
+    expect(run.code, run.stderr).toBe(0);
+    const job = JSON.parse(run.stdout) as {
+      state: string;
+      result: {
+        paths: { trajectories: string };
+        budget: { searchCalls: { limit: number; used: number }; exhausted: string[]; refused: number };
+        stopped?: { code: string };
+      };
+    };
+    expect(job.state).toBe('succeeded');
+    const trajectories = JSON.parse(await readFile(job.result.paths.trajectories, 'utf8')) as Trajectory[];
+    expect(trajectories).toHaveLength(8);
+    const searches = trajectories.reduce((s, t) => s + t.toolStats.searchCalls, 0);
+    expect(searches).toBeLessThanOrEqual(2);
+    expect(job.result.budget.searchCalls).toEqual({ limit: 2, used: searches });
+    expect(job.result.budget.exhausted).toEqual(['searchCalls']);
+    expect(job.result.budget.refused).toBe(trajectories.reduce((s, t) => s + t.toolStats.refused, 0));
+    expect(job.result.budget.refused).toBeGreaterThan(0);
+    expect(job.result.stopped?.code).toBe('JOB_BUDGET_EXHAUSTED');
+    // Every rollout still finished and was recorded; the refused calls were not tool failures.
+    expect(trajectories.every((t) => t.toolStats.failures === 0)).toBe(true);
   }, 180_000);
 
   it('refuses the same job at once with JOB_TOOLS_UNAVAILABLE on a cluster without a search service', async () => {

@@ -31,6 +31,8 @@ interface RolloutFlags extends ConnectFlags {
   schedule?: string;
   n?: string;
   maxToolErrorRate?: string;
+  searchBudget?: string;
+  browseBudget?: string;
   wait?: boolean;
   json?: boolean;
 }
@@ -113,6 +115,11 @@ function rolloutConfig(f: RolloutFlags): Record<string, unknown> {
   set('schedule', f.schedule);
   set('n', num(f.n));
   set('maxToolErrorRate', num(f.maxToolErrorRate));
+  if (f.searchBudget !== undefined || f.browseBudget !== undefined)
+    config.budget = {
+      ...(f.searchBudget === undefined ? {} : { searchCalls: num(f.searchBudget) }),
+      ...(f.browseBudget === undefined ? {} : { browseCalls: num(f.browseBudget) }),
+    };
   return config;
 }
 
@@ -142,6 +149,8 @@ function rolloutOptions(cmd: Command): Command {
       'fail the job when more than this share of tool calls fail (default 0.5)',
     )
     .option('--schedule <s>', 'async (default) or barrier (the original turn-synchronous schedule)')
+    .option('--search-budget <n>', 'most web_search calls the whole job may make (then calls are refused)')
+    .option('--browse-budget <n>', 'most browse_webpage calls the whole job may make')
     .option('--wait', 'follow the job until it ends')
     .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, result, error')
     .option(
@@ -164,6 +173,15 @@ function printOutcome(job: JobRecord): void {
   if (job.error !== undefined) process.stdout.write(`error: ${job.error.code}: ${job.error.message}\n`);
   const { toolCalls, toolErrors } = jobSummary(job);
   process.stdout.write(`tool calls: ${toolCalls}, failed: ${toolErrors}\n`);
+  const budget = job.result?.budget;
+  if (budget !== undefined) {
+    const spent = (['searchCalls', 'browseCalls'] as const)
+      .filter((k) => budget[k] !== undefined)
+      .map((k) => `${k} ${budget[k]!.used}/${budget[k]!.limit}`);
+    process.stdout.write(`budget: ${spent.join(', ')}, refused calls: ${budget.refused}\n`);
+  }
+  if (job.result?.stopped !== undefined)
+    process.stdout.write(`stopped: ${job.result.stopped.code}: ${job.result.stopped.message}\n`);
   for (const [name, path] of Object.entries(job.result?.paths ?? {}))
     process.stdout.write(`${name}: ${path}\n`);
   if (job.kind === 'research' && Array.isArray(job.result?.summary)) {
