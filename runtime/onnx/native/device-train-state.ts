@@ -1,0 +1,122 @@
+/**
+ * `DeviceTrainState`: TrainState's contract (one forward + backward + AdamW run per optimizer step of a
+ * graph built with `trainStep`/`adamw`) with the parameters and both AdamW moments resident in device
+ * memory. Two sets of device tensors alternate: a step reads the front set and writes the back set through
+ * IO binding, then they swap, so no weight or moment crosses the bus during training. The host sees the
+ * weights only when it asks (`param`, `params`: to publish a version or write a checkpoint) and the batch is
+ * the only thing copied in per step. On the CPU provider the same code keeps everything in host buffers.
+ */
+import { DrError } from '../../../config/errors.ts';
+import { ADAMW_LR, ADAMW_STEP, GRAD_NORM, LOSS, stateNames } from '../adamw.ts';
+import { NativeSession, type NativeProvider, type NativeTensor } from './ort-native.ts';
+
+export interface HostBatchValue {
+  data: Float32Array | BigInt64Array;
+  dims: readonly number[];
+}
+
+interface Slot {
+  p: NativeTensor;
+  m: NativeTensor;
+  v: NativeTensor;
+}
+
+export class DeviceTrainState {
+  readonly session: NativeSession;
+  #front = new Map<string, Slot>();
+  #back = new Map<string, Slot>();
+  #step = 0;
+  readonly #lr: NativeTensor;
+  readonly #stepT: NativeTensor;
+  readonly #loss: NativeTensor;
+  readonly #gradNorm: NativeTensor;
+
+  /** Builds the session for `model` (a fused train-step graph) and uploads the initial params; moments start at 0. */
+  constructor(
+    model: Uint8Array,
+    params: ReadonlyMap<string, { dims: readonly number[]; data: Float32Array }>,
+    options: { provider: NativeProvider; deviceId?: number; intraOpThreads?: number },
+  ) {
+    this.session = NativeSession.create(model, options);
+    const s = this.session;
+    for (const [name, { dims, data }] of params) {
+      const zeros = new Float32Array(data.length);
+      const slot = (init: Float32Array): Slot => {
+        const t = { p: s.allocate(dims), m: s.allocate(dims), v: s.allocate(dims) };
+        s.write(t.p, init);
+        s.write(t.m, zeros);
+        s.write(t.v, zeros);
+        return t;
+      };
+      this.#front.set(name, slot(data));
+      this.#back.set(name, slot(zeros));
+    }
+    const scalar = (): NativeTensor => s.wrap(new Float32Array(1), []);
+    this.#lr = scalar();
+    this.#stepT = scalar();
+    this.#loss = scalar();
+    this.#gradNorm = scalar();
+  }
+
+  get step(): number {
+    return this.#step;
+  }
+
+  get paramNames(): string[] {
+    return [...this.#front.keys()];
+  }
+
+  /** One optimizer step on `batch` (host arrays, copied in); returns the loss and the pre-clip grad norm. */
+  run(batch: Readonly<Record<string, HostBatchValue>>, lr: number): { loss: number; gradNorm: number } {
+    const s = this.session;
+    (this.#lr.host as Float32Array)[0] = lr;
+    (this.#stepT.host as Float32Array)[0] = this.#step + 1;
+    const batchTensors = Object.entries(batch).map(([name, v]) => [name, s.wrap(v.data, v.dims)] as const);
+    const inputs: Record<string, NativeTensor> = {
+      [ADAMW_LR]: this.#lr,
+      [ADAMW_STEP]: this.#stepT,
+      ...Object.fromEntries(batchTensors),
+    };
+    const outputs: Record<string, NativeTensor> = { [LOSS]: this.#loss, [GRAD_NORM]: this.#gradNorm };
+    for (const [name, front] of this.#front) {
+      const n = stateNames(name);
+      const back = this.#back.get(name)!;
+      inputs[name] = front.p;
+      inputs[n.m] = front.m;
+      inputs[n.v] = front.v;
+      outputs[n.nextParam] = back.p;
+      outputs[n.nextM] = back.m;
+      outputs[n.nextV] = back.v;
+    }
+    try {
+      s.run(inputs, outputs);
+    } finally {
+      for (const [, t] of batchTensors) s.release(t);
+    }
+    [this.#front, this.#back] = [this.#back, this.#front];
+    this.#step++;
+    return {
+      loss: (this.#loss.host as Float32Array)[0]!,
+      gradNorm: (this.#gradNorm.host as Float32Array)[0]!,
+    };
+  }
+
+  /** The current value of one param, copied to the host. */
+  param(name: string): Float32Array {
+    const slot = this.#front.get(name);
+    if (slot === undefined) throw new DrError('ONNX_UNKNOWN_PARAM', `no param called ${name}`);
+    return this.session.read(slot.p);
+  }
+
+  /** Every param, copied to the host (what publishing a weight version needs). */
+  params(): Map<string, Float32Array> {
+    return new Map(this.paramNames.map((n) => [n, this.param(n)]));
+  }
+
+  dispose(): void {
+    for (const set of [this.#front, this.#back])
+      for (const slot of set.values()) for (const t of [slot.p, slot.m, slot.v]) this.session.release(t);
+    for (const t of [this.#lr, this.#stepT, this.#loss, this.#gradNorm]) this.session.release(t);
+    this.session.dispose();
+  }
+}
