@@ -68,7 +68,8 @@ export interface Gradients {
 }
 
 /** Stands in for "no dual clip": -A · this bound never wins the min for a negative advantage. */
-const NO_DUAL_CLIP = 1e30;
+/** The dual-clip bound the GRPO graph reads as "no dual clip". */
+export const NO_DUAL_CLIP = 1e30;
 
 export class Qwen2Trainer {
   readonly params: readonly ParamSpec[];

@@ -66,17 +66,33 @@ export class DeviceTrainState {
     return [...this.#front.keys()];
   }
 
-  /** One optimizer step on `batch` (host arrays, copied in); returns the loss and the pre-clip grad norm. */
-  run(batch: Readonly<Record<string, HostBatchValue>>, lr: number): { loss: number; gradNorm: number } {
+  /** The current params as device tensors, to bind as inputs of other sessions on the same device (valid
+   * until the next step). */
+  get deviceParams(): Record<string, NativeTensor> {
+    return Object.fromEntries([...this.#front].map(([name, slot]) => [name, slot.p]));
+  }
+
+  /**
+   * One optimizer step on `batch`: host arrays (copied in for this run) or device tensors (bound as they
+   * are, e.g. another session's outputs). Returns the loss and the pre-clip grad norm.
+   */
+  run(
+    batch: Readonly<Record<string, HostBatchValue | NativeTensor>>,
+    lr: number,
+  ): { loss: number; gradNorm: number } {
     const s = this.session;
     (this.#lr.host as Float32Array)[0] = lr;
     (this.#stepT.host as Float32Array)[0] = this.#step + 1;
-    const batchTensors = Object.entries(batch).map(([name, v]) => [name, s.wrap(v.data, v.dims)] as const);
-    const inputs: Record<string, NativeTensor> = {
-      [ADAMW_LR]: this.#lr,
-      [ADAMW_STEP]: this.#stepT,
-      ...Object.fromEntries(batchTensors),
-    };
+    const wrapped: NativeTensor[] = [];
+    const inputs: Record<string, NativeTensor> = { [ADAMW_LR]: this.#lr, [ADAMW_STEP]: this.#stepT };
+    for (const [name, v] of Object.entries(batch)) {
+      if ('handle' in v) inputs[name] = v;
+      else {
+        const t = s.wrap(v.data, v.dims);
+        wrapped.push(t);
+        inputs[name] = t;
+      }
+    }
     const outputs: Record<string, NativeTensor> = { [LOSS]: this.#loss, [GRAD_NORM]: this.#gradNorm };
     for (const [name, front] of this.#front) {
       const n = stateNames(name);
@@ -91,7 +107,7 @@ export class DeviceTrainState {
     try {
       s.run(inputs, outputs);
     } finally {
-      for (const [, t] of batchTensors) s.release(t);
+      for (const t of wrapped) s.release(t);
     }
     [this.#front, this.#back] = [this.#back, this.#front];
     this.#step++;

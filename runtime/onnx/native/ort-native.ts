@@ -391,18 +391,25 @@ export class NativeSession {
     return dst;
   }
 
-  /** Binds inputs and outputs by name and runs; outputs are complete when it returns. */
+  /**
+   * Binds inputs and outputs by name and runs; outputs are complete when it returns. The binding is cleared
+   * afterwards, so it never holds a tensor past the run (a tensor may come from another session's allocator
+   * and must not outlive it).
+   */
   run(inputs: Readonly<Record<string, NativeTensor>>, outputs: Readonly<Record<string, NativeTensor>>): void {
     this.#alive();
     const api = this.#api;
-    api.ClearBoundInputs!(this.#binding);
-    api.ClearBoundOutputs!(this.#binding);
-    for (const [name, t] of Object.entries(inputs))
-      checked(api, api.BindInput!(this.#binding, name, t.handle), `BindInput ${name}`);
-    for (const [name, t] of Object.entries(outputs))
-      checked(api, api.BindOutput!(this.#binding, name, t.handle), `BindOutput ${name}`);
-    checked(api, api.RunWithBinding!(this.#session, null, this.#binding), 'RunWithBinding');
-    checked(api, api.SynchronizeBoundOutputs!(this.#binding), 'SynchronizeBoundOutputs');
+    try {
+      for (const [name, t] of Object.entries(inputs))
+        checked(api, api.BindInput!(this.#binding, name, t.handle), `BindInput ${name}`);
+      for (const [name, t] of Object.entries(outputs))
+        checked(api, api.BindOutput!(this.#binding, name, t.handle), `BindOutput ${name}`);
+      checked(api, api.RunWithBinding!(this.#session, null, this.#binding), 'RunWithBinding');
+      checked(api, api.SynchronizeBoundOutputs!(this.#binding), 'SynchronizeBoundOutputs');
+    } finally {
+      api.ClearBoundInputs!(this.#binding);
+      api.ClearBoundOutputs!(this.#binding);
+    }
   }
 
   release(tensor: NativeTensor): void {
