@@ -11,6 +11,10 @@
  *
  * Flags: --hidden 128 --layers 2 --vocab 151936 --rows 4 --cols 128 --steps 3 --provider cpu --device cpu
  *        --skip-publish --skip-torch
+ *        --shape qwen2.5-0.5b    the Qwen2.5-0.5B architecture (24 layers, hidden 896, 14/2 heads, MLP 4864, tied)
+ *        --device-resident       ours = the device-resident GRPO step (runtime/model/device-trainer.ts: weights,
+ *                                moments and log-probs on the device) instead of the LearnerActor's host path
+ *        --json FILE             also write {ours_tokens_per_s, torch_tokens_per_s, ratio, gpu, date, ...}
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -22,7 +26,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
 import { defaultAdamWConfig } from '../actors/learner/adamw.ts';
-import { buildMicroBatches, prepareSamples, type TrainSample } from '../actors/learner/batching.ts';
+import {
+  buildMicroBatches,
+  prepareSamples,
+  type PreparedSample,
+  type TrainSample,
+} from '../actors/learner/batching.ts';
+import type { MicroBatch } from '../actors/learner/model.ts';
 import { defaultGrpoLossConfig } from '../actors/learner/grpo.ts';
 import { Learner } from '../actors/learner/learner.ts';
 import { LearnerGroup } from '../actors/learner/learner-group.ts';
@@ -30,7 +40,8 @@ import { kinds } from '../actors/kinds.ts';
 import { WeightSubscriber } from '../actors/params/weight-transfer.ts';
 import { DEFAULT_CHUNK_BYTES } from '../actors/params/weights-codec.ts';
 import { saveCheckpoint } from '../runtime/model/checkpoint.ts';
-import type { Qwen2Config } from '../runtime/model/qwen2-config.ts';
+import { parseQwen2Config, qwen2ParamShapes, type Qwen2Config } from '../runtime/model/qwen2-config.ts';
+import type { FloatTensor } from '../runtime/model/safetensors.ts';
 import { benchConfig, randomCheckpoint } from '../runtime/model/testing.ts';
 import { Qwen2Trainer } from '../runtime/model/trainer.ts';
 import { startWorker } from '../runtime/testing/node-process.ts';
@@ -52,6 +63,9 @@ const { values: flags } = parseArgs({
     'skip-publish': { type: 'boolean', default: false },
     'skip-torch': { type: 'boolean', default: false },
     'raw-peer': { type: 'boolean', default: false },
+    shape: { type: 'string' },
+    'device-resident': { type: 'boolean', default: false },
+    json: { type: 'string' },
   },
 });
 
@@ -62,12 +76,17 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dr-bench-learner-'));
   try {
     const hidden = Number(flags.hidden);
-    const config = benchConfig(hidden, Number(flags.layers), Number(flags.vocab));
+    const config =
+      flags.shape === 'qwen2.5-0.5b'
+        ? QWEN25_05B
+        : benchConfig(hidden, Number(flags.layers), Number(flags.vocab));
     await saveCheckpoint(dir, randomCheckpoint(config, 1, 0.05));
-    const params =
-      config.vocabSize * hidden + config.numLayers * (4 * hidden * hidden + 3 * hidden * hidden * 3);
+    const params = [...qwen2ParamShapes(config).values()].reduce(
+      (s, d) => s + d.reduce((a, b) => a * b, 1),
+      0,
+    );
     console.log(
-      `model: Qwen2 hidden ${hidden}, ${config.numLayers} layers, vocab ${config.vocabSize} (~${(params / 1e6).toFixed(1)} M params)`,
+      `model: Qwen2 hidden ${config.hiddenSize}, ${config.numLayers} layers, vocab ${config.vocabSize} (${(params / 1e6).toFixed(1)} M params)`,
     );
     await trainStep(dir, config);
     if (!flags['skip-publish']) await publish(dir);
@@ -106,9 +125,85 @@ async function trainStep(dir: string, config: Qwen2Config): Promise<void> {
     }),
   );
   const provider = flags.provider === 'cuda' ? 'cuda' : 'cpu';
-  const model = new Qwen2Trainer(config, { provider });
   const { loadCheckpoint } = await import('../runtime/model/checkpoint.ts');
   const ckpt = await loadCheckpoint(dir);
+  const ours = flags['device-resident']
+    ? await deviceResidentStep(config, ckpt.weights, mb!, steps, provider)
+    : await hostStep(config, ckpt.weights, samples, options, steps, provider);
+  console.log(`\ntrain step (${rows} x ${cols} tokens, GRPO, ${provider}):`);
+  console.log(
+    `  ours (${flags['device-resident'] ? 'device-resident, C API' : 'LearnerActor path, onnxruntime-node'} ${provider}): ${ours.tokensPerSecond.toFixed(0)} tokens/s   first loss ${ours.firstLoss.toExponential(6)}`,
+  );
+  const torch = flags['skip-torch'] ? null : runTorch(dir, steps);
+  if (torch !== null) {
+    console.log(
+      `  PyTorch ${torch.device} (${torch.threads} threads, BLAS ${torch.blas}): ${torch.tokensPerSecond.toFixed(0)} tokens/s   first loss ${torch.firstLoss.toExponential(6)}`,
+    );
+    console.log(`  ratio ours / PyTorch: ${(ours.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}x`);
+  }
+  if (flags.json !== undefined)
+    await writeFile(
+      flags.json,
+      JSON.stringify(
+        {
+          model: {
+            hidden: config.hiddenSize,
+            layers: config.numLayers,
+            vocab: config.vocabSize,
+            shape: flags.shape ?? null,
+          },
+          batch: { rows, cols },
+          path: flags['device-resident'] ? 'device-resident' : 'learner-host',
+          ours_tokens_per_s: ours.tokensPerSecond,
+          torch_tokens_per_s: torch?.tokensPerSecond ?? null,
+          ratio: torch === null ? null : ours.tokensPerSecond / torch.tokensPerSecond,
+          ours_first_loss: ours.firstLoss,
+          torch_first_loss: torch?.firstLoss ?? null,
+          gpu: provider === 'cuda' ? gpuName() : null,
+          date: new Date().toISOString(),
+        },
+        null,
+        1,
+      ),
+    );
+}
+
+async function deviceResidentStep(
+  config: Qwen2Config,
+  weights: ReadonlyMap<string, FloatTensor>,
+  mb: MicroBatch,
+  steps: number,
+  provider: 'cpu' | 'cuda',
+): Promise<{ tokensPerSecond: number; firstLoss: number }> {
+  const { DeviceGrpoTrainer } = await import('../runtime/model/device-trainer.ts');
+  const t0 = performance.now();
+  const trainer = new DeviceGrpoTrainer(config, weights, {
+    provider,
+    ...(provider === 'cpu' ? { intraOpThreads: availableParallelism() } : {}),
+    adamw: { weightDecay: 0.01, maxGradNorm: 1 },
+  });
+  console.log(`  device-resident sessions built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const denominator = mb.lossMask.reduce((a, b) => a + b, 0);
+  const step = () => trainer.grpoStep(mb, defaultGrpoLossConfig, denominator, defaultAdamWConfig.lr);
+  const first = step();
+  const t1 = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  const seconds = (performance.now() - t1) / 1000;
+  trainer.dispose();
+  const tokens = mb.attention.reduce((a, b) => a + b, 0);
+  return { tokensPerSecond: (tokens * steps) / seconds, firstLoss: first.loss };
+}
+
+async function hostStep(
+  config: Qwen2Config,
+  weights: ReadonlyMap<string, FloatTensor>,
+  samples: PreparedSample[],
+  options: { maxTokens: number; maxSeqLen: number; padId: number },
+  steps: number,
+  provider: 'cpu' | 'cuda',
+): Promise<{ tokensPerSecond: number; firstLoss: number }> {
+  const model = new Qwen2Trainer(config, { provider });
+  const ckpt = { weights };
   const learner = new Learner(
     model,
     model.params.map((p) => ckpt.weights.get(p.name)!.data),
@@ -116,7 +211,7 @@ async function trainStep(dir: string, config: Qwen2Config): Promise<void> {
       loss: defaultGrpoLossConfig,
       optimizer: defaultAdamWConfig,
       maxTokensPerMicroBatch: options.maxTokens,
-      maxSeqLen: cols,
+      maxSeqLen: options.maxSeqLen,
       padId: 0,
     },
   );
@@ -124,13 +219,15 @@ async function trainStep(dir: string, config: Qwen2Config): Promise<void> {
   const t0 = performance.now();
   let tokens = 0;
   for (let i = 0; i < steps; i++) tokens += (await learner.trainStep(samples, 'grpo', `s${i}`)).localTokens;
-  const ours = tokens / ((performance.now() - t0) / 1000);
+  const tokensPerSecond = tokens / ((performance.now() - t0) / 1000);
   await model.dispose();
-  console.log(`\ntrain step (${rows} x ${cols} tokens, GRPO, ${provider}):`);
-  console.log(
-    `  ours (onnxruntime ${provider}): ${ours.toFixed(0)} tokens/s   first loss ${first.loss.toExponential(6)}`,
-  );
-  if (flags['skip-torch']) return;
+  return { tokensPerSecond, firstLoss: first.loss };
+}
+
+function runTorch(
+  dir: string,
+  steps: number,
+): { tokensPerSecond: number; firstLoss: number; device: string; threads: number; blas: string } | null {
   const torch = spawnSync(
     process.env.PYTHON ?? 'python3',
     [
@@ -144,29 +241,44 @@ async function trainStep(dir: string, config: Qwen2Config): Promise<void> {
       '--threads',
       String(availableParallelism()),
     ],
-    {
-      encoding: 'utf8',
-    },
+    { encoding: 'utf8', maxBuffer: 1 << 26 },
   );
   const line = torch.stdout.trim().split('\n').at(-1) ?? '';
   if (torch.status !== 0 || !line.startsWith('{')) {
     console.log(
       `  PyTorch: not measured (${(torch.stderr || torch.error?.message || 'no output').trim().split('\n').at(-1)})`,
     );
-    return;
+    return null;
   }
-  const t = JSON.parse(line) as {
+  return JSON.parse(line) as {
     tokensPerSecond: number;
     firstLoss: number;
     device: string;
     threads: number;
     blas: string;
   };
-  console.log(
-    `  PyTorch ${t.device} (${t.threads} threads, BLAS ${t.blas}): ${t.tokensPerSecond.toFixed(0)} tokens/s   first loss ${t.firstLoss.toExponential(6)}`,
-  );
-  console.log(`  ratio ours / PyTorch: ${(ours / t.tokensPerSecond).toFixed(2)}x`);
 }
+
+function gpuName(): string {
+  const r = spawnSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim().split('\n')[0]! : 'unknown';
+}
+
+/** Qwen2.5-0.5B's architecture (its config.json), with this bench's random weights. */
+const QWEN25_05B = parseQwen2Config({
+  model_type: 'qwen2',
+  vocab_size: 151936,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  tie_word_embeddings: true,
+  eos_token_id: 151643,
+});
 
 async function publish(dir: string): Promise<void> {
   const head = await startLoopbackNode({ rank: 0, masterPort: 0, kinds });
