@@ -1,8 +1,8 @@
 /**
  * The device-resident GRPO step (C API, IO binding) against the LearnerActor's current path (old and
  * reference log-probs, gradients through the JS binding, AdamW on the host), on the CPU provider: same model,
- * micro-batch, loss and optimizer, weights within 1e-4 relative after two optimizer steps. The GPU machine
- * runs the same comparison on CUDA (scripts/bench-learner.ts --device-resident --parity).
+ * micro-batch, loss and optimizer, weights within 1e-4 relative after two optimizer steps. On the GPU machine
+ * `DR_TEST_ONNX_PROVIDER=cuda NVIDIA_TF32_OVERRIDE=0` runs the same comparison with both paths on CUDA.
  */
 import { describe, expect, it } from 'vitest';
 import { defaultAdamWConfig } from '../../actors/learner/adamw.ts';
@@ -13,6 +13,7 @@ import { DeviceGrpoTrainer } from './device-trainer.ts';
 import { randomCheckpoint, tinyConfig } from './testing.ts';
 import { Qwen2Trainer } from './trainer.ts';
 
+const provider = process.env.DR_TEST_ONNX_PROVIDER === 'cuda' ? 'cuda' : 'cpu';
 const config = tinyConfig({ tie_word_embeddings: true });
 const rows = 4;
 const cols = 16;
@@ -32,11 +33,11 @@ function samples(): TrainSample[] {
   });
 }
 
-describe('DeviceGrpoTrainer (CPU provider)', () => {
+describe(`DeviceGrpoTrainer (${provider} provider)`, () => {
   it("takes the learner's GRPO steps: weights within 1e-4 relative of the host path after two steps", async () => {
     const ckpt = randomCheckpoint(config, 9, 0.1);
     const optimizer = { ...defaultAdamWConfig, lr: 1e-3 };
-    const model = new Qwen2Trainer(config, { provider: 'cpu', thread: 'main' });
+    const model = new Qwen2Trainer(config, { provider, thread: 'main' });
     const learner = new Learner(
       model,
       model.params.map((p) => Float32Array.from(ckpt.weights.get(p.name)!.data)),
@@ -49,7 +50,7 @@ describe('DeviceGrpoTrainer (CPU provider)', () => {
       },
     );
     const device = new DeviceGrpoTrainer(config, ckpt.weights, {
-      provider: 'cpu',
+      provider,
       adamw: {
         beta1: optimizer.beta1,
         beta2: optimizer.beta2,
@@ -81,6 +82,7 @@ describe('DeviceGrpoTrainer (CPU provider)', () => {
         }
         worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-30)));
       });
+      console.log(`device vs host path on ${provider}: worst relative weight difference ${worst.toExponential(2)}`);
       expect(worst).toBeLessThan(1e-4);
       // And the weights did move away from the start.
       expect(weights.get('model.norm.weight')).not.toEqual(ckpt.weights.get('model.norm.weight')!.data);
