@@ -69,6 +69,22 @@ const { values: flags } = parseArgs({
   },
 });
 
+/** Qwen2.5-0.5B's architecture (its config.json), with this bench's random weights. */
+const QWEN25_05B = parseQwen2Config({
+  model_type: 'qwen2',
+  vocab_size: 151936,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  tie_word_embeddings: true,
+  eos_token_id: 151643,
+});
+
 if (flags['raw-peer']) rawPeer();
 else await main();
 
@@ -264,21 +280,6 @@ function gpuName(): string {
   return r.status === 0 ? r.stdout.trim().split('\n')[0]! : 'unknown';
 }
 
-/** Qwen2.5-0.5B's architecture (its config.json), with this bench's random weights. */
-const QWEN25_05B = parseQwen2Config({
-  model_type: 'qwen2',
-  vocab_size: 151936,
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_hidden_layers: 24,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32768,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-  eos_token_id: 151643,
-});
 
 async function publish(dir: string): Promise<void> {
   const head = await startLoopbackNode({ rank: 0, masterPort: 0, kinds });
