@@ -231,7 +231,7 @@ describe('tool services from a cluster file', () => {
       expect(trainRows[e.idx]?.question).toBe(e.question);
       expect(e.message_str).toContain(e.question);
       expect(e.weight_version).toBe(1);
-      expect(e.f1).toBe(e.format_error ? 0 : Math.max(0, e.reward));
+      expect(e.f1).toBe(e.reward); // as in evaluation files: the F1, or -1 for a broken format
     }
     // TensorBoard scalars per step, beside metrics.jsonl.
     const eventFile = (await readdir(out)).find((f) => f.startsWith('events.out.tfevents.'));

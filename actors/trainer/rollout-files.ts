@@ -6,19 +6,13 @@
  */
 import { join } from 'node:path';
 import { writeFileAtomically } from '../../runtime/durable-file.ts';
+import type { RolloutEntry } from '../jobs/outputs.ts';
 import type { Question, ScoredRollout } from './rollout-source.ts';
 
-export interface TrainRolloutEntry {
-  idx: number;
-  question: string;
-  message_str: string;
-  sample: number;
-  data_source: string;
-  ground_truth: string;
-  answer: string | null;
+/** The evaluation's rollout entry (the original's idx, question, message_str and ours), with what a train
+ * step adds: reward, format error, turns, tool calls and the weight version that sampled it. */
+export interface TrainRolloutEntry extends Omit<RolloutEntry, 'em' | 'mbe' | 'end'> {
   reward: number;
-  /** F1 with a format error counted as 0. */
-  f1: number;
   format_error: boolean;
   turns: number;
   tool_calls: number;
@@ -66,7 +60,7 @@ export class RolloutFiles {
       ground_truth: row?.question.groundTruth ?? '',
       answer: r.answer ?? null,
       reward: r.reward,
-      f1: r.formatError ? 0 : Math.max(0, r.reward),
+      f1: r.reward,
       format_error: r.formatError,
       turns: r.turns,
       tool_calls: r.toolCalls,
