@@ -280,7 +280,6 @@ function gpuName(): string {
   return r.status === 0 ? r.stdout.trim().split('\n')[0]! : 'unknown';
 }
 
-
 async function publish(dir: string): Promise<void> {
   const head = await startLoopbackNode({ rank: 0, masterPort: 0, kinds });
   // Production failure-detector timings (the test harness's are tuned for fast failure tests).

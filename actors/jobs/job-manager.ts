@@ -33,6 +33,7 @@ import {
   browseShards,
   checkTools,
   DEFAULT_SEARCH_TOP_K,
+  describeBudget,
   resolveEngine,
   resolvePolicy,
   searchShards,
@@ -105,12 +106,6 @@ function budgetUse(limits: NonNullable<ResearchConfig['budget']>, spent: Running
   return use;
 }
 
-function describeBudget(b: BudgetUse): string {
-  const parts = (['searchCalls', 'browseCalls'] as const)
-    .filter((k) => b[k] !== undefined)
-    .map((k) => `${k} ${b[k]!.used} of ${b[k]!.limit}`);
-  return `${parts.join(', ')}${b.refused > 0 ? `; ${b.refused} calls refused` : ''}`;
-}
 /** A trainer that vanishes more often than this (not a crash its supervisor restarts) fails its job. */
 const MAX_TRAINER_RESPAWNS = 3;
 

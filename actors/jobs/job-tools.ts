@@ -10,7 +10,7 @@ import type { PolicyConfig } from '../rollout/protocol.ts';
 import { toolErrorRateExceeded, type ToolCounts, type Trajectory } from '../rollout/trajectory.ts';
 import { searchActorName } from '../search/search-routing.ts';
 import type { EngineSpec, ToolServices } from '../services/services.ts';
-import type { JobPolicy } from './protocol.ts';
+import type { BudgetUse, JobPolicy } from './protocol.ts';
 
 /** Results per query when neither the job nor the cluster's search service says (DeepResearcher's). */
 export const DEFAULT_SEARCH_TOP_K = 10;
@@ -139,4 +139,12 @@ export function toolFailure(
     code: 'JOB_TOOL_ERRORS',
     message: `${counts.errors} of ${counts.calls} tool calls failed (more than ${Math.round(maxRate * 100)}%): ${commonest}. Fix: check the search and browse services (dr status, dr node-logs JOB), or raise maxToolErrorRate`,
   };
+}
+
+/** One line for a budgeted job's log and `dr submit`: what each limited tool used of its limit. */
+export function describeBudget(b: BudgetUse): string {
+  const parts = (['searchCalls', 'browseCalls'] as const)
+    .filter((k) => b[k] !== undefined)
+    .map((k) => `${k} ${b[k]!.used} of ${b[k]!.limit}`);
+  return `${parts.join(', ')}${b.refused > 0 ? `; ${b.refused} calls refused` : ''}`;
 }

@@ -82,7 +82,9 @@ describe(`DeviceGrpoTrainer (${provider} provider)`, () => {
         }
         worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-30)));
       });
-      console.log(`device vs host path on ${provider}: worst relative weight difference ${worst.toExponential(2)}`);
+      console.log(
+        `device vs host path on ${provider}: worst relative weight difference ${worst.toExponential(2)}`,
+      );
       expect(worst).toBeLessThan(1e-4);
       // And the weights did move away from the start.
       expect(weights.get('model.norm.weight')).not.toEqual(ckpt.weights.get('model.norm.weight')!.data);

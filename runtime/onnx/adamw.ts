@@ -39,6 +39,33 @@ export function stateNames(param: string): StateNames {
   };
 }
 
+/** A param with its two AdamW moments, in whatever tensor type a runner holds them. */
+export interface ParamSlot<T> {
+  p: T;
+  m: T;
+  v: T;
+}
+
+/** The train-step inputs (the `front` params and moments) and outputs (written into `back`) by graph name. */
+export function stateBindings<T>(
+  front: ReadonlyMap<string, ParamSlot<T>>,
+  back: ReadonlyMap<string, ParamSlot<T>>,
+): { inputs: Record<string, T>; outputs: Record<string, T> } {
+  const inputs: Record<string, T> = {};
+  const outputs: Record<string, T> = {};
+  for (const [name, f] of front) {
+    const n = stateNames(name);
+    const b = back.get(name)!;
+    inputs[name] = f.p;
+    inputs[n.m] = f.m;
+    inputs[n.v] = f.v;
+    outputs[n.nextParam] = b.p;
+    outputs[n.nextM] = b.m;
+    outputs[n.nextV] = b.v;
+  }
+  return { inputs, outputs };
+}
+
 /** Scalar graph inputs every AdamW graph takes: learning rate and the 1-based step count (float). */
 export const ADAMW_LR = 'adamw.lr';
 export const ADAMW_STEP = 'adamw.step';

@@ -5,7 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { DrError } from '../../config/errors.ts';
-import { ADAMW_LR, ADAMW_STEP, GRAD_NORM, LOSS, stateNames } from './adamw.ts';
+import { ADAMW_LR, ADAMW_STEP, GRAD_NORM, LOSS, stateBindings, type ParamSlot } from './adamw.ts';
 import type { Feeds, OnnxSession } from './session.ts';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -15,11 +15,7 @@ export interface ParamValue {
   readonly data: FloatArray;
 }
 
-interface Slot {
-  p: ort.Tensor;
-  m: ort.Tensor;
-  v: ort.Tensor;
-}
+type Slot = ParamSlot<ort.Tensor>;
 
 export interface StepResult {
   readonly loss: number;
@@ -115,18 +111,10 @@ export class TrainState {
 
   /** Feeds and fetches for the current front/back assignment; two plans alternate, so none is rebuilt per step. */
   #plan(): { feeds: Feeds; fetches: Record<string, ort.Tensor | null> } {
-    const feeds: Feeds = { [ADAMW_LR]: this.#lr, [ADAMW_STEP]: this.#stepT };
-    const fetches: Record<string, ort.Tensor | null> = { [LOSS]: null, [GRAD_NORM]: null };
-    for (const [name, s] of this.#front) {
-      const n = stateNames(name);
-      const b = this.#back.get(name)!;
-      feeds[name] = s.p;
-      feeds[n.m] = s.m;
-      feeds[n.v] = s.v;
-      fetches[n.nextParam] = b.p;
-      fetches[n.nextM] = b.m;
-      fetches[n.nextV] = b.v;
-    }
-    return { feeds, fetches };
+    const { inputs, outputs } = stateBindings(this.#front, this.#back);
+    return {
+      feeds: { [ADAMW_LR]: this.#lr, [ADAMW_STEP]: this.#stepT, ...inputs },
+      fetches: { [LOSS]: null, [GRAD_NORM]: null, ...outputs },
+    };
   }
 }

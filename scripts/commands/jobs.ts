@@ -10,6 +10,7 @@ import { loadTrainConfig, type TrainConfig } from '../../config/train.ts';
 import { isDrError } from '../../config/errors.ts';
 import { connectClient, type ClusterClient } from '../../runtime/client.ts';
 import { ensureJobManager, JobsClient } from '../../actors/jobs/jobs-client.ts';
+import { describeBudget } from '../../actors/jobs/job-tools.ts';
 import { TERMINAL_STATES, type JobKind, type JobRecord } from '../../actors/jobs/protocol.ts';
 
 interface ConnectFlags {
@@ -174,12 +175,7 @@ function printOutcome(job: JobRecord): void {
   const { toolCalls, toolErrors } = jobSummary(job);
   process.stdout.write(`tool calls: ${toolCalls}, failed: ${toolErrors}\n`);
   const budget = job.result?.budget;
-  if (budget !== undefined) {
-    const spent = (['searchCalls', 'browseCalls'] as const)
-      .filter((k) => budget[k] !== undefined)
-      .map((k) => `${k} ${budget[k]!.used}/${budget[k]!.limit}`);
-    process.stdout.write(`budget: ${spent.join(', ')}, refused calls: ${budget.refused}\n`);
-  }
+  if (budget !== undefined) process.stdout.write(`budget: ${describeBudget(budget)}\n`);
   if (job.result?.stopped !== undefined)
     process.stdout.write(`stopped: ${job.result.stopped.code}: ${job.result.stopped.message}\n`);
   for (const [name, path] of Object.entries(job.result?.paths ?? {}))

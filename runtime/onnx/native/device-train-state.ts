@@ -7,7 +7,7 @@
  * the only thing copied in per step. On the CPU provider the same code keeps everything in host buffers.
  */
 import { DrError } from '../../../config/errors.ts';
-import { ADAMW_LR, ADAMW_STEP, GRAD_NORM, LOSS, stateNames } from '../adamw.ts';
+import { ADAMW_LR, ADAMW_STEP, GRAD_NORM, LOSS, stateBindings, type ParamSlot } from '../adamw.ts';
 import { NativeSession, type NativeProvider, type NativeTensor } from './ort-native.ts';
 
 export interface HostBatchValue {
@@ -15,11 +15,7 @@ export interface HostBatchValue {
   dims: readonly number[];
 }
 
-interface Slot {
-  p: NativeTensor;
-  m: NativeTensor;
-  v: NativeTensor;
-}
+type Slot = ParamSlot<NativeTensor>;
 
 export class DeviceTrainState {
   readonly session: NativeSession;
@@ -93,17 +89,9 @@ export class DeviceTrainState {
         inputs[name] = t;
       }
     }
-    const outputs: Record<string, NativeTensor> = { [LOSS]: this.#loss, [GRAD_NORM]: this.#gradNorm };
-    for (const [name, front] of this.#front) {
-      const n = stateNames(name);
-      const back = this.#back.get(name)!;
-      inputs[name] = front.p;
-      inputs[n.m] = front.m;
-      inputs[n.v] = front.v;
-      outputs[n.nextParam] = back.p;
-      outputs[n.nextM] = back.m;
-      outputs[n.nextV] = back.v;
-    }
+    const state = stateBindings(this.#front, this.#back);
+    Object.assign(inputs, state.inputs);
+    const outputs = { [LOSS]: this.#loss, [GRAD_NORM]: this.#gradNorm, ...state.outputs };
     try {
       s.run(inputs, outputs);
     } finally {
