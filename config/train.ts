@@ -90,6 +90,10 @@ export const trainConfigSchema = z
         count: positiveInt.default(1),
         maxTokensPerMicroBatch: positiveInt.default(8192),
         maxSeqLen: positiveInt.default(8192),
+        /** Where weights, moments and gradients live. `device`: resident on the GPU through onnxruntime's C
+         * API (on a CPU node, the same code on host buffers); `host`: host arrays copied to the provider per
+         * run. Default: `device` on a GPU, `host` on a CPU. */
+        residency: z.enum(['device', 'host']).optional(),
       })
       .prefault({}),
     /** sync: on-policy, rollouts wait for the newest weights (the paper). async: the next batch is sampled

@@ -1,7 +1,7 @@
 """PyTorch baseline for `npm run bench:learner`: the same Qwen2 model (weights read from the bench's
 model.safetensors), the same micro-batch and the same GRPO step as the LearnerActor — old and reference
 log-probabilities without grad, verl's PPO-clip + k3 KL token-mean loss, backward, clip_grad_norm_, AdamW —
-timed over --steps steps after one warm-up step. Pure torch (no transformers), so it runs wherever
+timed over --steps steps after --warmup warm-up steps (default 1). Pure torch (no transformers), so it runs wherever
 python3-torch does. Debian's python3-torch calls whatever libblas.so.3 resolves to (the generic reference
 BLAS by default): point LD_LIBRARY_PATH at OpenBLAS for a fair CPU baseline (see actors/learner/README.md). Prints one JSON line: {"tokensPerSecond", "firstLoss", "device", "threads"}.
 """
@@ -80,6 +80,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-6)
@@ -122,6 +123,8 @@ def main():
         return float(loss)
 
     first = step()
+    for _ in range(args.warmup - 1):
+        step()
     t0 = time.perf_counter()
     for _ in range(args.steps):
         step()

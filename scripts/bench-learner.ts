@@ -9,11 +9,13 @@
  *    process and to pull it back into a subscriber (what a rollout worker does), beside the loopback
  *    bandwidth bound: the same bytes in the same frame size over a raw ws connection between two processes.
  *
- * Flags: --hidden 128 --layers 2 --vocab 151936 --rows 4 --cols 128 --steps 3 --provider cpu --device cpu
+ * Flags: --hidden 128 --layers 2 --vocab 151936 --rows 4 --cols 128 --steps 3 --warmup 1 (untimed steps
+ *        first, on both sides) --provider cpu --device cpu
  *        --skip-publish --skip-torch
  *        --shape qwen2.5-0.5b    the Qwen2.5-0.5B architecture (24 layers, hidden 896, 14/2 heads, MLP 4864, tied)
- *        --device-resident       ours = the device-resident GRPO step (runtime/model/device-trainer.ts: weights,
- *                                moments and log-probs on the device) instead of the LearnerActor's host path
+ *        --device-resident       ours = the LearnerActor's step on its device-resident engine (actors/learner/
+ *                                device-engine.ts: weights, moments, gradients, log-probs on the device)
+ *                                instead of the host engine
  *        --json FILE             also write {ours_tokens_per_s, torch_tokens_per_s, ratio, gpu, date, ...}
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -32,11 +34,13 @@ import {
   type PreparedSample,
   type TrainSample,
 } from '../actors/learner/batching.ts';
-import type { MicroBatch } from '../actors/learner/model.ts';
 import { defaultGrpoLossConfig } from '../actors/learner/grpo.ts';
+import { HostEngine, type LearnerEngine } from '../actors/learner/engine.ts';
 import { Learner } from '../actors/learner/learner.ts';
 import { LearnerGroup } from '../actors/learner/learner-group.ts';
 import { kinds } from '../actors/kinds.ts';
+import { DrError } from '../config/errors.ts';
+import { ActorErrorCode } from '../runtime/actor.ts';
 import { WeightSubscriber } from '../actors/params/weight-transfer.ts';
 import { DEFAULT_CHUNK_BYTES } from '../actors/params/weights-codec.ts';
 import { saveCheckpoint } from '../runtime/model/checkpoint.ts';
@@ -58,6 +62,7 @@ const { values: flags } = parseArgs({
     rows: { type: 'string', default: '4' },
     cols: { type: 'string', default: '128' },
     steps: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
     provider: { type: 'string', default: 'cpu' },
     device: { type: 'string', default: 'cpu' },
     'skip-publish': { type: 'boolean', default: false },
@@ -85,6 +90,11 @@ const QWEN25_05B = parseQwen2Config({
   eos_token_id: 151643,
 });
 
+/** What the run measured, written with --json at the end. */
+const result: Record<string, unknown> = {};
+/** The train step's copy of the weights to the host, for the publish section's total. */
+let copyOut = { seconds: 0, bytes: 0 };
+
 if (flags['raw-peer']) rawPeer();
 else await main();
 
@@ -106,6 +116,7 @@ async function main(): Promise<void> {
     );
     await trainStep(dir, config);
     if (!flags['skip-publish']) await publish(dir);
+    if (flags.json !== undefined) await writeFile(flags.json, JSON.stringify(result, null, 1));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -143,9 +154,7 @@ async function trainStep(dir: string, config: Qwen2Config): Promise<void> {
   const provider = flags.provider === 'cuda' ? 'cuda' : 'cpu';
   const { loadCheckpoint } = await import('../runtime/model/checkpoint.ts');
   const ckpt = await loadCheckpoint(dir);
-  const ours = flags['device-resident']
-    ? await deviceResidentStep(config, ckpt.weights, mb!, steps, provider)
-    : await hostStep(config, ckpt.weights, samples, options, steps, provider);
+  const ours = await learnerStep(config, ckpt.weights, samples, options, steps, provider);
   console.log(`\ntrain step (${rows} x ${cols} tokens, GRPO, ${provider}):`);
   console.log(
     `  ours (${flags['device-resident'] ? 'device-resident, C API' : 'LearnerActor path, onnxruntime-node'} ${provider}): ${ours.tokensPerSecond.toFixed(0)} tokens/s   first loss ${ours.firstLoss.toExponential(6)}`,
@@ -157,87 +166,89 @@ async function trainStep(dir: string, config: Qwen2Config): Promise<void> {
     );
     console.log(`  ratio ours / PyTorch: ${(ours.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}x`);
   }
-  if (flags.json !== undefined)
-    await writeFile(
-      flags.json,
-      JSON.stringify(
-        {
-          model: {
-            hidden: config.hiddenSize,
-            layers: config.numLayers,
-            vocab: config.vocabSize,
-            shape: flags.shape ?? null,
-          },
-          batch: { rows, cols },
-          path: flags['device-resident'] ? 'device-resident' : 'learner-host',
-          ours_tokens_per_s: ours.tokensPerSecond,
-          torch_tokens_per_s: torch?.tokensPerSecond ?? null,
-          ratio: torch === null ? null : ours.tokensPerSecond / torch.tokensPerSecond,
-          ours_first_loss: ours.firstLoss,
-          torch_first_loss: torch?.firstLoss ?? null,
-          gpu: provider === 'cuda' ? gpuName() : null,
-          date: new Date().toISOString(),
-        },
-        null,
-        1,
-      ),
-    );
-}
-
-async function deviceResidentStep(
-  config: Qwen2Config,
-  weights: ReadonlyMap<string, FloatTensor>,
-  mb: MicroBatch,
-  steps: number,
-  provider: 'cpu' | 'cuda',
-): Promise<{ tokensPerSecond: number; firstLoss: number }> {
-  const { DeviceGrpoTrainer } = await import('../runtime/model/device-trainer.ts');
-  const t0 = performance.now();
-  const trainer = new DeviceGrpoTrainer(config, weights, {
-    provider,
-    ...(provider === 'cpu' ? { intraOpThreads: availableParallelism() } : {}),
-    adamw: { weightDecay: 0.01, maxGradNorm: 1 },
+  Object.assign(result, {
+    model: {
+      hidden: config.hiddenSize,
+      layers: config.numLayers,
+      vocab: config.vocabSize,
+      shape: flags.shape ?? null,
+    },
+    batch: { rows, cols },
+    path: flags['device-resident'] ? 'device-resident' : 'learner-host',
+    ours_tokens_per_s: ours.tokensPerSecond,
+    torch_tokens_per_s: torch?.tokensPerSecond ?? null,
+    ratio: torch === null ? null : ours.tokensPerSecond / torch.tokensPerSecond,
+    ours_first_loss: ours.firstLoss,
+    torch_first_loss: torch?.firstLoss ?? null,
+    copy_out_seconds: ours.copyOutSeconds,
+    gpu: provider === 'cuda' ? gpuName() : null,
+    date: new Date().toISOString(),
   });
-  console.log(`  device-resident sessions built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const denominator = mb.lossMask.reduce((a, b) => a + b, 0);
-  const step = () => trainer.grpoStep(mb, defaultGrpoLossConfig, denominator, defaultAdamWConfig.lr);
-  const first = step();
-  const t1 = performance.now();
-  for (let i = 0; i < steps; i++) step();
-  const seconds = (performance.now() - t1) / 1000;
-  trainer.dispose();
-  const tokens = mb.attention.reduce((a, b) => a + b, 0);
-  return { tokensPerSecond: (tokens * steps) / seconds, firstLoss: first.loss };
 }
 
-async function hostStep(
+/** The LearnerActor's step (Learner.trainStep) on the device-resident or the host engine. */
+async function learnerStep(
   config: Qwen2Config,
   weights: ReadonlyMap<string, FloatTensor>,
   samples: PreparedSample[],
   options: { maxTokens: number; maxSeqLen: number; padId: number },
   steps: number,
   provider: 'cpu' | 'cuda',
-): Promise<{ tokensPerSecond: number; firstLoss: number }> {
-  const model = new Qwen2Trainer(config, { provider });
-  const ckpt = { weights };
-  const learner = new Learner(
-    model,
-    model.params.map((p) => ckpt.weights.get(p.name)!.data),
-    {
-      loss: defaultGrpoLossConfig,
-      optimizer: defaultAdamWConfig,
-      maxTokensPerMicroBatch: options.maxTokens,
-      maxSeqLen: options.maxSeqLen,
-      padId: 0,
-    },
-  );
-  const first = await learner.trainStep(samples, 'grpo', 'warm');
+): Promise<{ tokensPerSecond: number; firstLoss: number; copyOutSeconds: number }> {
   const t0 = performance.now();
+  let engine: LearnerEngine;
+  if (flags['device-resident']) {
+    const { DeviceEngine } = await import('../actors/learner/device-engine.ts');
+    engine = new DeviceEngine(config, new Map([...weights].map(([n, w]) => [n, w.data])), {
+      provider,
+      optimizer: defaultAdamWConfig,
+    });
+  } else {
+    const model = new Qwen2Trainer(config, { provider });
+    engine = new HostEngine(
+      model,
+      model.params.map((p) => weights.get(p.name)!.data),
+    );
+  }
+  const learner = new Learner(engine, {
+    loss: defaultGrpoLossConfig,
+    optimizer: defaultAdamWConfig,
+    maxTokensPerMicroBatch: options.maxTokens,
+    maxSeqLen: options.maxSeqLen,
+    padId: 0,
+  });
+  console.log(`  engine built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const first = await learner.trainStep(samples, 'grpo', 'warm');
+  for (let i = 1; i < Number(flags.warmup); i++) await learner.trainStep(samples, 'grpo', `warm${i}`);
+  const t1 = performance.now();
   let tokens = 0;
-  for (let i = 0; i < steps; i++) tokens += (await learner.trainStep(samples, 'grpo', `s${i}`)).localTokens;
-  const tokensPerSecond = tokens / ((performance.now() - t0) / 1000);
-  await model.dispose();
-  return { tokensPerSecond, firstLoss: first.loss };
+  const stepMs: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const m = await learner.trainStep(samples, 'grpo', `s${i}`);
+    tokens += m.localTokens;
+    stepMs.push(Math.round(m.seconds * 1000));
+  }
+  const tokensPerSecond = tokens / ((performance.now() - t1) / 1000);
+  console.log(`  timed steps: ${stepMs.join(', ')} ms`);
+  // What publishing a version adds before any byte goes on the wire: the weights copied to the host (a device
+  // engine copies once per step; the host engine already holds them).
+  // The first copy also allocates the host arrays the engine reuses afterwards; the second is the steady cost.
+  const copyOnce = async (tag: string): Promise<number> => {
+    await learner.trainStep(samples, 'grpo', tag);
+    const t = performance.now();
+    learner.currentWeights();
+    return (performance.now() - t) / 1000;
+  };
+  const firstCopySeconds = await copyOnce('copy0');
+  const copyOutSeconds = await copyOnce('copy1');
+  const published = learner.currentWeights();
+  const bytes = published.reduce((n, w) => n + w.byteLength, 0);
+  console.log(
+    `  weights to the host after a step: ${(copyOutSeconds * 1000).toFixed(0)} ms (first time ${(firstCopySeconds * 1000).toFixed(0)} ms) for ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / Math.max(copyOutSeconds, 1e-9) / 2 ** 30).toFixed(1)} GiB/s)`,
+  );
+  await learner.dispose();
+  copyOut = { seconds: copyOutSeconds, bytes };
+  return { tokensPerSecond, firstLoss: first.loss, copyOutSeconds };
 }
 
 function runTorch(
@@ -252,6 +263,8 @@ function runTorch(
       dir,
       '--steps',
       String(steps),
+      '--warmup',
+      flags.warmup!,
       '--device',
       flags.device!,
       '--threads',
@@ -301,8 +314,15 @@ async function publish(dir: string): Promise<void> {
       placement: { kind: 'rank', rank: 1 },
     });
     const ask = <R>(t: string, m: unknown, o?: { timeoutMs?: number }): Promise<R> => head.ask<R>(t, m, o);
+    // The learner runs on this process's node, on the device the flags name.
+    const device = flags.device === 'cuda' ? 'cuda' : 'cpu';
     const group = await LearnerGroup.spawn(
-      (s) => head.spawn({ ...s, placement: { kind: 'rank', rank: 0 } }),
+      (s) =>
+        s.args?.device === device
+          ? head.spawn({ ...s, placement: { kind: 'rank', rank: 0 } })
+          : Promise.reject(
+              new DrError(ActorErrorCode.PLACEMENT_UNSATISFIABLE, `the bench runs on ${device}`),
+            ),
       ask,
       {
         group: 'bench',
@@ -316,6 +336,7 @@ async function publish(dir: string): Promise<void> {
           padId: 0,
         },
         paramServer: 'params/bench',
+        residency: flags['device-resident'] ? 'device' : 'host',
       },
     );
     await group.publish(); // warm: the first publish also compiles nothing, but touches every path once
@@ -349,6 +370,18 @@ async function publish(dir: string): Promise<void> {
       `  loopback bound (raw ws, same bytes and frames): ${(raw * 1000).toFixed(0)} ms (${(bytes / raw / 2 ** 20).toFixed(0)} MiB/s)`,
     );
     console.log(`  ratio publish+pull / (2 x bound): ${((pub + pull) / (2 * raw)).toFixed(2)}x`);
+    const fromDevice = pub + copyOut.seconds;
+    if (flags['device-resident'])
+      console.log(
+        `  publish from the device (copy out ${(copyOut.seconds * 1000).toFixed(0)} ms + publish): ${(fromDevice * 1000).toFixed(0)} ms, ${(fromDevice / raw).toFixed(2)}x the bound`,
+      );
+    Object.assign(result, {
+      publish_seconds: pub,
+      pull_seconds: pull,
+      loopback_bound_seconds: raw,
+      publish_bytes: bytes,
+      publish_from_device_over_bound: flags['device-resident'] ? fromDevice / raw : null,
+    });
   } finally {
     await worker.kill('SIGTERM');
     await head.stop();

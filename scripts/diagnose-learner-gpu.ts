@@ -23,6 +23,7 @@ import * as ort from 'onnxruntime-node';
 import { adamwStep, defaultAdamWConfig, initAdamWState } from '../actors/learner/adamw.ts';
 import { buildMicroBatches, prepareSamples, type TrainSample } from '../actors/learner/batching.ts';
 import { defaultGrpoLossConfig } from '../actors/learner/grpo.ts';
+import { HostEngine } from '../actors/learner/engine.ts';
 import { Learner } from '../actors/learner/learner.ts';
 import { benchConfig, randomCheckpoint } from '../runtime/model/testing.ts';
 import { fusedTrainStepGraph, Qwen2Trainer, sequenceFeeds } from '../runtime/model/trainer.ts';
@@ -113,8 +114,10 @@ const [mb] = buildMicroBatches(samples, { maxTokens: rows * cols, maxSeqLen: col
 const trainer = new Qwen2Trainer(config, { provider, thread: 'main' });
 const weights = trainer.params.map((p) => Float32Array.from(ckpt.weights.get(p.name)!.data));
 const learner = new Learner(
-  trainer,
-  weights.map((w) => Float32Array.from(w)),
+  new HostEngine(
+    trainer,
+    weights.map((w) => Float32Array.from(w)),
+  ),
   {
     loss: defaultGrpoLossConfig,
     optimizer: defaultAdamWConfig,

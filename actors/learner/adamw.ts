@@ -40,6 +40,14 @@ export function initAdamWState(params: readonly Float32Array[]): AdamWState {
   };
 }
 
+/** What every engine throws when a step's gradient norm is not finite (and the step was not taken). */
+export function nonFiniteGradient(): DrError {
+  return new DrError(
+    'LEARNER_NONFINITE_GRADIENT',
+    'the gradient norm is not finite; the step was skipped. Lower the learning rate or check the batch',
+  );
+}
+
 /** L2 norm over all gradients together. */
 export function globalGradNorm(grads: readonly Float32Array[]): number {
   let ss = 0;
@@ -64,12 +72,7 @@ export function adamwStep(
     );
   }
   const gradNorm = globalGradNorm(grads);
-  if (!Number.isFinite(gradNorm)) {
-    throw new DrError(
-      'LEARNER_NONFINITE_GRADIENT',
-      'the gradient norm is not finite; the step was skipped. Lower the learning rate or check the batch',
-    );
-  }
+  if (!Number.isFinite(gradNorm)) throw nonFiniteGradient();
   const scale =
     config.maxGradNorm !== null && gradNorm > config.maxGradNorm ? config.maxGradNorm / (gradNorm + 1e-6) : 1;
   state.step += 1;

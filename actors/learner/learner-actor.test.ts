@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ActorFactory, ActorSystem } from '../../runtime/actor.ts';
+import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
+import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
 import { createActorSystem } from '../../runtime/local-system.ts';
 import { parameterServer } from '../params/param-server.ts';
 import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';
@@ -135,5 +137,49 @@ describe('LearnerActor group', () => {
     });
     expect(reply.error?.code).toBe('LEARNER_BAD_BATCH');
     await expect(g.step(prepareSamples(batch(1)), 'grpo', 'ok')).resolves.toMatchObject({ version: 0 });
+  });
+});
+
+describe('LearnerActor with a Qwen2 on the device-resident engine', () => {
+  it('trains, publishes and resumes like the host engine (CPU fallback of the native binding)', async () => {
+    const modelDir = join(dir, 'qwen2');
+    await saveCheckpoint(modelDir, randomCheckpoint(tinyConfig({ tie_word_embeddings: true }), 4, 0.1));
+    const qwen2 = (
+      group: string,
+      paramServer: string,
+      residency: 'device' | 'host',
+    ): LearnerGroupOptions => ({
+      ...base(group, 1, paramServer),
+      model: { kind: 'qwen2', dir: modelDir },
+      config: { ...base(group, 1, paramServer).config, maxTokensPerMicroBatch: 48, maxSeqLen: 16 },
+      residency,
+      chunkBytes: 1 << 16,
+    });
+    const device = await LearnerGroup.spawn((s) => system.spawn(s), ask, qwen2('dev', 'params/a', 'device'));
+    const host = await LearnerGroup.spawn((s) => system.spawn(s), ask, qwen2('host', 'params/b', 'host'));
+    for (let step = 0; step < 2; step++) {
+      const samples = prepareSamples(batch(step + 1));
+      const a = await device.step(samples, 'grpo', `s${step}`);
+      const b = await host.step(samples, 'grpo', `s${step}`);
+      expect(a.metrics[0]!.microBatches).toBeGreaterThan(1);
+      expect(a.metrics[0]!.loss).toBeCloseTo(b.metrics[0]!.loss, 5);
+      expect(a.version).toBe(b.version);
+    }
+    const wa = await new WeightSubscriber(ask, 'params/a').refresh();
+    const wb = await new WeightSubscriber(ask, 'params/b').refresh();
+    let maxDiff = 0;
+    wa!.tensors.forEach((t, p) =>
+      t.forEach((x, i) => (maxDiff = Math.max(maxDiff, Math.abs(x - wb!.tensors[p]![i]!)))),
+    );
+    expect(maxDiff).toBeLessThan(1e-5);
+
+    // The exported optimizer state and the published weights resume a fresh device learner exactly.
+    const saved = await device.exportState();
+    const again = await LearnerGroup.spawn((s) => system.spawn(s), ask, qwen2('dev2', 'params/a', 'device'));
+    await again.load(wa!.version, saved.optimizer);
+    const want = await device.step(prepareSamples(batch(3)), 'grpo', 's2');
+    const got = await again.step(prepareSamples(batch(3)), 'grpo', 's2');
+    expect(got.metrics[0]!.loss).toBe(want.metrics[0]!.loss);
+    expect(got.metrics[0]!.gradNorm).toBe(want.metrics[0]!.gradNorm);
   });
 });

@@ -10,7 +10,7 @@ import { publishWeights, WeightSubscriber, type AskFn } from '../params/weight-t
 import { encodeWeights, sha256, splitTensors, type TensorSpec } from '../params/weights-codec.ts';
 import { ChunkInbox, type CollectivePort } from './allreduce.ts';
 import { Learner } from './learner.ts';
-import { loadTrainableModel } from './models.ts';
+import { loadLearnerEngine } from './models.ts';
 import {
   chunkMessage,
   LEARNER_PROTOCOL,
@@ -45,8 +45,6 @@ class LearnerActor implements Actor {
     private readonly learner: Learner,
     specs: readonly { name: string; shape: readonly number[] }[],
     private readonly ask: AskFn,
-    /** Releases the model's sessions: onnxruntime holds GBs of native memory that a stopped actor must give back. */
-    private readonly dispose: () => Promise<void>,
   ) {
     this.specs = specs.map((s) => ({ name: s.name, shape: [...s.shape] }));
   }
@@ -124,7 +122,8 @@ class LearnerActor implements Actor {
       .get(learnerName(this.args.group, this.args.rank))
       ?.close(new DrError('LEARNER_STOPPED', 'the learner stopped during a collective'));
     inboxes.delete(learnerName(this.args.group, this.args.rank));
-    await this.dispose();
+    // onnxruntime holds GBs of native (or device) memory that a stopped actor must give back.
+    await this.learner.dispose();
   }
 
   private publish(step: number): Promise<number> {
@@ -163,7 +162,10 @@ function actorPort(args: LearnerArgs, ctx: ActorContext): CollectivePort {
 }
 
 export const learnerActor: ActorFactory<LearnerArgs> = async (args, ctx) => {
-  const { model, initial } = await loadTrainableModel(args.model, args.device);
+  const engine = await loadLearnerEngine(args.model, args.device, {
+    residency: args.residency,
+    optimizer: args.config.optimizer,
+  });
   const ask: AskFn = (target, msg, options) => ctx.ask(target, msg, options);
   inboxOf(learnerName(args.group, args.rank));
   if (args.size > 1) {
@@ -180,9 +182,7 @@ export const learnerActor: ActorFactory<LearnerArgs> = async (args, ctx) => {
     }
   }
   const port = args.size > 1 ? actorPort(args, ctx) : null;
-  return new LearnerActor(args, new Learner(model, initial, args.config, port), model.params, ask, async () =>
-    model.dispose?.(),
-  );
+  return new LearnerActor(args, new Learner(engine, args.config, port), engine.params, ask);
 };
 
 export const learnerInboxActor: ActorFactory<{ learner: string }> = (args) => ({

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveCheckpoint } from '../../runtime/model/checkpoint.ts';
 import { randomCheckpoint, tinyConfig } from '../../runtime/model/testing.ts';
-import { ChunkInbox, type CollectivePort } from './allreduce.ts';
 import { defaultAdamWConfig } from './adamw.ts';
 import { buildMicroBatches, prepareSamples, shardByTokens, type TrainSample } from './batching.ts';
 import { defaultGrpoLossConfig, grpoLoss } from './grpo.ts';
+import { HostEngine } from './engine.ts';
+import { memoryPorts } from './testing/memory-ports.ts';
 import { Learner, type LearnerConfig } from './learner.ts';
 import { loadTrainableModel } from './models.ts';
 import type { TrainableModel } from './model.ts';
@@ -77,15 +78,9 @@ describe('Qwen2 GRPO train graph', () => {
 
   it('gives 2 data-parallel learners the same update as 1 learner on the whole batch', async () => {
     const batch = prepareSamples(samples(8, 5));
-    const inboxes = [new ChunkInbox(), new ChunkInbox()];
-    const ports: CollectivePort[] = inboxes.map((inbox, rank) => ({
-      rank,
-      size: 2,
-      send: async (to, key, data) => inboxes[to]!.deliver(rank, key, Float32Array.from(data)),
-      receive: (from, key) => inbox.take(from, key, 10_000),
-    }));
-    const single = new Learner(model, initial, config);
-    const pair = ports.map((p) => new Learner(model, initial, config, p));
+    const ports = memoryPorts(2);
+    const single = new Learner(new HostEngine(model, initial), config);
+    const pair = ports.map((p) => new Learner(new HostEngine(model, initial), config, p));
     const shards = shardByTokens(batch, 2);
     const a = await single.trainStep(batch, 'grpo', 's0');
     const b = await Promise.all(pair.map((l, r) => l.trainStep(shards[r]!, 'grpo', 's0')));
@@ -103,7 +98,10 @@ describe('Qwen2 GRPO train graph', () => {
 
   it('lowers the SFT loss over a few steps', async () => {
     const batch = prepareSamples(samples(4, 3));
-    const l = new Learner(model, initial, { ...config, optimizer: { ...config.optimizer, lr: 1e-2 } });
+    const l = new Learner(new HostEngine(model, initial), {
+      ...config,
+      optimizer: { ...config.optimizer, lr: 1e-2 },
+    });
     const first = await l.trainStep(batch, 'sft', 'a');
     let last = first;
     for (let i = 0; i < 5; i++) last = await l.trainStep(batch, 'sft', `b${i}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adamwStep, defaultAdamWConfig, initAdamWState } from './adamw.ts';
-import { ChunkInbox, ringAllReduce, type CollectivePort } from './allreduce.ts';
+import { ChunkInbox, ringAllReduce } from './allreduce.ts';
 import {
   buildMicroBatches,
   informativeGroups,
@@ -10,19 +10,11 @@ import {
 } from './batching.ts';
 import { BigramModel } from './bigram-model.ts';
 import { defaultGrpoLossConfig } from './grpo.ts';
+import { HostEngine } from './engine.ts';
+import { memoryPorts } from './testing/memory-ports.ts';
 import { Learner, type LearnerConfig } from './learner.ts';
 
 /** In-memory ring for `size` learners: each rank's inbox receives what its left neighbour sends. */
-function memoryPorts(size: number): CollectivePort[] {
-  const inboxes = Array.from({ length: size }, () => new ChunkInbox());
-  return inboxes.map((inbox, rank) => ({
-    rank,
-    size,
-    send: async (to, key, data) => inboxes[to]!.deliver(rank, key, Float32Array.from(data)),
-    receive: (from, key) => inbox.take(from, key, 5_000),
-  }));
-}
-
 function samples(count: number, vocab: number, seed: number): TrainSample[] {
   let s = seed;
   const rnd = (): number => {
@@ -150,8 +142,8 @@ describe('Learner train step', () => {
 
   it('gives the same update whether the shard runs as one micro-batch or many', async () => {
     const batch = prepareSamples(samples(16, 10, 11));
-    const one = new Learner(model, init, { ...config, maxTokensPerMicroBatch: 1_000 });
-    const many = new Learner(model, init, { ...config, maxTokensPerMicroBatch: 16 });
+    const one = new Learner(new HostEngine(model, init), { ...config, maxTokensPerMicroBatch: 1_000 });
+    const many = new Learner(new HostEngine(model, init), { ...config, maxTokensPerMicroBatch: 16 });
     const a = await one.trainStep(batch, 'grpo', 's1');
     const b = await many.trainStep(batch, 'grpo', 's1');
     expect(b.microBatches).toBeGreaterThan(a.microBatches);
@@ -162,9 +154,9 @@ describe('Learner train step', () => {
 
   it('gives 2 data-parallel learners on halves of the batch the same update as 1 learner on all of it', async () => {
     const batch = prepareSamples(samples(16, 10, 13));
-    const single = new Learner(model, init, config);
+    const single = new Learner(new HostEngine(model, init), config);
     const ports = memoryPorts(2);
-    const pair = ports.map((p) => new Learner(model, init, config, p));
+    const pair = ports.map((p) => new Learner(new HostEngine(model, init), config, p));
     const shards = shardByTokens(batch, 2);
     for (let step = 0; step < 3; step++) {
       const ref = await single.trainStep(batch, 'grpo', `s${step}`);
@@ -179,7 +171,10 @@ describe('Learner train step', () => {
 
   it('lowers the SFT loss on the data it is trained on', async () => {
     const batch = prepareSamples(samples(8, 10, 17));
-    const l = new Learner(model, init, { ...config, optimizer: { ...config.optimizer, lr: 0.05 } });
+    const l = new Learner(new HostEngine(model, init), {
+      ...config,
+      optimizer: { ...config.optimizer, lr: 0.05 },
+    });
     const first = await l.trainStep(batch, 'sft', 'a');
     let last = first;
     for (let i = 0; i < 20; i++) last = await l.trainStep(batch, 'sft', `b${i}`);
@@ -188,13 +183,13 @@ describe('Learner train step', () => {
 
   it('continues bit-exactly from an exported state', async () => {
     const batches = [21, 22, 23].map((s) => prepareSamples(samples(8, 10, s)));
-    const straight = new Learner(model, init, config);
+    const straight = new Learner(new HostEngine(model, init), config);
     await straight.trainStep(batches[0]!, 'grpo', 'a');
     const saved = straight.exportState();
     await straight.trainStep(batches[1]!, 'grpo', 'b');
     const want = await straight.trainStep(batches[2]!, 'grpo', 'c');
 
-    const resumed = new Learner(model, init, config);
+    const resumed = new Learner(new HostEngine(model, init), config);
     resumed.loadState(saved);
     await resumed.trainStep(batches[1]!, 'grpo', 'b');
     const got = await resumed.trainStep(batches[2]!, 'grpo', 'c');

@@ -28,6 +28,8 @@ export interface LearnerArgs {
   paramServer: string;
   /** 'cuda' when placed on a GPU node. */
   device: 'cpu' | 'cuda';
+  /** Where weights, moments and gradients live (default: `device` on CUDA, `host` on CPU); see engine.ts. */
+  residency?: 'device' | 'host';
   /** Chunk bytes for weight publishing. */
   chunkBytes?: number;
   /** How long a learner waits for a peer's all-reduce chunk. */

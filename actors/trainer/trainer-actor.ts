@@ -140,6 +140,7 @@ class TrainerActor implements Actor {
           padId: 0,
         },
         paramServer: paramsName,
+        residency: cfg.learner.residency,
       });
       jobActors.push(...learners.actorNames());
       log.info({ devices: learners.devices }, 'learners placed');

@@ -26,26 +26,28 @@ export class DeviceTrainState {
   readonly #stepT: NativeTensor;
   readonly #loss: NativeTensor;
   readonly #gradNorm: NativeTensor;
+  readonly #hasLoss: boolean;
 
-  /** Builds the session for `model` (a fused train-step graph) and uploads the initial params; moments start at 0. */
+  /**
+   * Builds the session for `model` (a fused train-step graph, or an AdamW-only graph whose gradients are
+   * batch inputs: `loss: false`) and uploads the initial params; moments start at 0.
+   */
   constructor(
     model: Uint8Array,
     params: ReadonlyMap<string, { dims: readonly number[]; data: Float32Array }>,
-    options: { provider: NativeProvider; deviceId?: number; intraOpThreads?: number },
+    options: { provider: NativeProvider; deviceId?: number; intraOpThreads?: number; loss?: boolean },
   ) {
     this.session = NativeSession.create(model, options);
+    this.#hasLoss = options.loss ?? true;
     const s = this.session;
     for (const [name, { dims, data }] of params) {
-      const zeros = new Float32Array(data.length);
-      const slot = (init: Float32Array): Slot => {
-        const t = { p: s.allocate(dims), m: s.allocate(dims), v: s.allocate(dims) };
-        s.write(t.p, init);
-        s.write(t.m, zeros);
-        s.write(t.v, zeros);
-        return t;
-      };
-      this.#front.set(name, slot(data));
-      this.#back.set(name, slot(zeros));
+      const slot = (): Slot => ({ p: s.allocate(dims), m: s.allocate(dims), v: s.allocate(dims) });
+      const front = slot();
+      s.write(front.p, data);
+      s.zero(front.m);
+      s.zero(front.v);
+      this.#front.set(name, front);
+      this.#back.set(name, slot());
     }
     const scalar = (): NativeTensor => s.wrap(new Float32Array(1), []);
     this.#lr = scalar();
@@ -70,12 +72,14 @@ export class DeviceTrainState {
 
   /**
    * One optimizer step on `batch`: host arrays (copied in for this run) or device tensors (bound as they
-   * are, e.g. another session's outputs). Returns the loss and the pre-clip grad norm.
+   * are, e.g. another session's outputs). Returns the loss (0 for a graph without one) and the pre-clip grad
+   * norm. A non-finite norm leaves params, moments and the step count as they were (`applied: false`): the
+   * update went into the back set, which is simply not swapped in.
    */
   run(
     batch: Readonly<Record<string, HostBatchValue | NativeTensor>>,
     lr: number,
-  ): { loss: number; gradNorm: number } {
+  ): { loss: number; gradNorm: number; applied: boolean } {
     const s = this.session;
     (this.#lr.host as Float32Array)[0] = lr;
     (this.#stepT.host as Float32Array)[0] = this.#step + 1;
@@ -91,25 +95,55 @@ export class DeviceTrainState {
     }
     const state = stateBindings(this.#front, this.#back);
     Object.assign(inputs, state.inputs);
-    const outputs = { [LOSS]: this.#loss, [GRAD_NORM]: this.#gradNorm, ...state.outputs };
+    const outputs: Record<string, NativeTensor> = { [GRAD_NORM]: this.#gradNorm, ...state.outputs };
+    if (this.#hasLoss) outputs[LOSS] = this.#loss;
     try {
       s.run(inputs, outputs);
     } finally {
       for (const t of wrapped) s.release(t);
     }
-    [this.#front, this.#back] = [this.#back, this.#front];
-    this.#step++;
-    return {
-      loss: (this.#loss.host as Float32Array)[0]!,
-      gradNorm: (this.#gradNorm.host as Float32Array)[0]!,
-    };
+    const gradNorm = (this.#gradNorm.host as Float32Array)[0]!;
+    const applied = Number.isFinite(gradNorm);
+    if (applied) {
+      [this.#front, this.#back] = [this.#back, this.#front];
+      this.#step++;
+    }
+    return { loss: this.#hasLoss ? (this.#loss.host as Float32Array)[0]! : 0, gradNorm, applied };
   }
 
-  /** The current value of one param, copied to the host. */
-  param(name: string): Float32Array {
+  /** Every param's two moments, copied to the host (for a checkpoint). */
+  moments(): Map<string, { m: Float32Array; v: Float32Array }> {
+    return new Map(
+      [...this.#front].map(([n, slot]) => [
+        n,
+        { m: this.session.read(slot.m), v: this.session.read(slot.v) },
+      ]),
+    );
+  }
+
+  /** Replaces params, moments and the step count (a resume). */
+  load(state: {
+    step: number;
+    params: ReadonlyMap<string, Float32Array>;
+    moments: ReadonlyMap<string, { m: Float32Array; v: Float32Array }>;
+  }): void {
+    for (const [name, slot] of this.#front) {
+      const p = state.params.get(name);
+      const mv = state.moments.get(name);
+      if (p === undefined || mv === undefined)
+        throw new DrError('ONNX_UNKNOWN_PARAM', `the state to load has no ${name}; it is of another model`);
+      this.session.write(slot.p, p);
+      this.session.write(slot.m, mv.m);
+      this.session.write(slot.v, mv.v);
+    }
+    this.#step = state.step;
+  }
+
+  /** The current value of one param, copied to the host (into `into` when given). */
+  param(name: string, into?: Float32Array): Float32Array {
     const slot = this.#front.get(name);
     if (slot === undefined) throw new DrError('ONNX_UNKNOWN_PARAM', `no param called ${name}`);
-    return this.session.read(slot.p);
+    return this.session.read(slot.p, into);
   }
 
   /** Every param, copied to the host (what publishing a weight version needs). */

@@ -83,7 +83,12 @@ interface Api {
   [name: string]: Fn;
 }
 
-let loaded: { api: Api; env: unknown; cudart?: { memcpy: Fn; sync: Fn } } | null = null;
+let loaded: { api: Api; env: unknown; cudart?: CudaRuntime } | null = null;
+
+interface CudaRuntime {
+  memcpy: Fn;
+  memset: Fn;
+}
 
 function libraryDir(): string {
   const require = createRequire(import.meta.url);
@@ -203,7 +208,7 @@ function load(): NonNullable<typeof loaded> {
 }
 
 /** The CUDA runtime the CUDA provider loaded, for host<->device copies. */
-function cudart(): { memcpy: Fn; sync: Fn } {
+function cudart(): CudaRuntime {
   const l = load();
   if (l.cudart !== undefined) return l.cudart;
   const names = [process.env.DR_CUDART, 'libcudart.so.13', 'libcudart.so.12', 'libcudart.so'].filter(
@@ -213,8 +218,8 @@ function cudart(): { memcpy: Fn; sync: Fn } {
     try {
       const lib = koffi.load(name);
       l.cudart = {
-        memcpy: lib.func('int cudaMemcpy(void *dst, void *src, size_t count, int kind)'),
-        sync: lib.func('int cudaDeviceSynchronize()'),
+        memcpy: lib.func('int cudaMemcpy(void *dst, void *src, size_t count, int kind)') as Fn,
+        memset: lib.func('int cudaMemset(void *dst, int value, size_t count)') as Fn,
       };
       return l.cudart;
     } catch {
@@ -384,7 +389,11 @@ export class NativeSession {
     this.#copy(tensor, data, 'in');
   }
 
-  /** Copies a device tensor into host memory (`into`, or a new array). */
+  /**
+   * Copies a device tensor into host memory (`into`, or a new array). Pass `into` for repeated reads: on the
+   * H200 machine a copy into a fresh array ran at 1.1 GB/s (the kernel zero-filling pages on first touch),
+   * into an array already touched at 11.5 GB/s.
+   */
   read(tensor: NativeTensor, into?: Float32Array): Float32Array {
     const dst = into ?? new Float32Array(tensor.bytes / 4);
     this.#copy(tensor, dst, 'out');
@@ -412,6 +421,18 @@ export class NativeSession {
     }
   }
 
+  /** Sets every byte of a tensor to 0 (cudaMemset on the device). */
+  zero(tensor: NativeTensor): void {
+    const ptr = this.#dataPointer(tensor);
+    if (this.provider === 'cpu' || !tensor.onDevice) {
+      new Uint8Array(koffi.view(ptr, tensor.bytes)).fill(0);
+      return;
+    }
+    const code = cudart().memset(ptr, 0, tensor.bytes);
+    if (code !== 0)
+      throw new DrError('ONNX_NATIVE_FAILED', `cudaMemset failed with CUDA error ${String(code)}`);
+  }
+
   release(tensor: NativeTensor): void {
     this.#api.ReleaseValue!(tensor.handle);
   }
@@ -427,13 +448,17 @@ export class NativeSession {
     api.ReleaseSession!(this.#session);
   }
 
-  #copy(tensor: NativeTensor, host: Float32Array | BigInt64Array, direction: 'in' | 'out'): void {
+  #dataPointer(tensor: NativeTensor): unknown {
     this.#alive();
-    if (host.byteLength !== tensor.bytes)
-      throw new DrError('ONNX_BAD_SHAPE', `copying ${host.byteLength} bytes for a tensor of ${tensor.bytes}`);
     const out: unknown[] = [null];
     checked(this.#api, this.#api.GetTensorMutableData!(tensor.handle, out), 'GetTensorMutableData');
-    const ptr = out[0];
+    return out[0];
+  }
+
+  #copy(tensor: NativeTensor, host: Float32Array | BigInt64Array, direction: 'in' | 'out'): void {
+    if (host.byteLength !== tensor.bytes)
+      throw new DrError('ONNX_BAD_SHAPE', `copying ${host.byteLength} bytes for a tensor of ${tensor.bytes}`);
+    const ptr = this.#dataPointer(tensor);
     if (this.provider === 'cpu' || !tensor.onDevice) {
       const view = new Uint8Array(koffi.view(ptr, tensor.bytes));
       const bytes = new Uint8Array(host.buffer, host.byteOffset, host.byteLength);
