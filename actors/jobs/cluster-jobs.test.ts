@@ -257,6 +257,50 @@ describe('jobs on a real cluster', () => {
     expect(log).toContain('resuming after a job manager restart');
   });
 
+  it('keeps every submitted job and finished trajectory, each once, through SIGKILLs of the head at random points', async () => {
+    delayMs = 150;
+    // A fixed seed keeps a failure reproducible; the kill points still fall anywhere in a job's run.
+    let seed = 20261204;
+    const random = (): number => ((seed = (seed * 48271) % 2147483647), seed / 2147483647);
+    const submitted: string[] = [];
+    const submit = async (): Promise<void> => {
+      const { stdout } = await runDr(submitArgs(['--limit', '3']));
+      submitted.push(jobIdOf(stdout));
+    };
+    const restartHead = async (): Promise<void> => {
+      await client?.close();
+      client = undefined;
+      await head.kill('SIGKILL');
+      ({ node: head } = await startHead(headArgs(), port));
+      await waitFor(async () => {
+        const status = await (await connect()).status();
+        return status.nodes.filter((n) => n.state === 'alive').length === 3 ? true : undefined;
+      });
+      await bootTools(await connect());
+    };
+
+    await submit();
+    for (let kill = 0; kill < 3; kill++) {
+      await submit();
+      // The first kill comes right after a submission was acknowledged; the others mid-run.
+      if (kill > 0) await new Promise((r) => setTimeout(r, 200 + random() * 1_500));
+      await restartHead();
+    }
+
+    const listed = await waitFor(async () => {
+      const { stdout } = await runDr(['jobs', '--json', '--head', `127.0.0.1:${port}`]);
+      const jobs = JSON.parse(stdout) as Pick<JobRecord, 'id' | 'state' | 'progress'>[];
+      return jobs.every((j) => j.state === 'succeeded') ? jobs : undefined;
+    }, 120_000);
+    expect(listed.map((j) => j.id).sort()).toEqual([...submitted].sort());
+    for (const job of listed) {
+      expect(job.progress).toEqual({ done: 6, total: 6 });
+      const ids = await trajectoryIds(job.id);
+      expect(ids).toHaveLength(6);
+      expect(new Set(ids).size).toBe(6);
+    }
+  });
+
   it('runs `dr submit train --wait`: the trainer on the head, rollouts on the workers', async () => {
     // A learner step or model load holds a node's event loop for longer than the suite's 2 s down-after,
     // so this cluster uses the default failure detection.

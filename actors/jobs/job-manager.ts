@@ -75,6 +75,8 @@ export interface JobManagerArgs {
   /** The cluster file's tool services and named policies (actors/services); absent: none declared. */
   services?: ToolServices;
   leaseCheckMs?: number;
+  /** How long a job resumed after a restart waits for its tool services to come back (default 300 s). */
+  resumeToolWaitMs?: number;
   /** How often a train job's trainer is asked for its status. */
   trainerPollMs?: number;
 }
@@ -535,11 +537,31 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
     }, args.leaseCheckMs ?? 5_000);
     timer.unref();
 
-    for (const job of jobs.values()) {
-      if (job.state === 'running' || job.state === 'queued') {
-        journal.appendLog(job.id, 'resuming after a job manager restart');
-        launch(job, true);
+    /**
+     * After a head restart the job manager is up before the tool services it had (the head re-spawns them
+     * too): a research or evaluation job waits for them rather than failing every tool call meanwhile.
+     */
+    const resume = async (job: JobRecord): Promise<void> => {
+      journal.appendLog(job.id, 'resuming after a job manager restart');
+      if (job.kind !== 'train') {
+        const policy = resolvePolicy((job.config as ResearchConfig).policy, args.services);
+        const deadline = Date.now() + (args.resumeToolWaitMs ?? 300_000);
+        for (let waited = false; ; waited = true) {
+          try {
+            await checkTools((name) => ctx.resolve(name), args.services, policy);
+            break;
+          } catch (err) {
+            if (stopped || Date.now() > deadline) throw err;
+            if (!waited) log(job, `waiting for its tools: ${errorOf(err).message}`);
+            await new Promise((r) => setTimeout(r, 1_000));
+          }
+        }
       }
+      if (!stopped) launch(job, true);
+    };
+    for (const job of jobs.values()) {
+      if (job.state === 'running' || job.state === 'queued')
+        resume(job).catch((err: unknown) => setState(job, 'failed', errorOf(err)));
     }
     monitor.reportAll();
 

@@ -1,11 +1,22 @@
 /**
  * The job manager's durable state: an append-only JSON-lines journal of job events (submitted, state
  * changes, results) and, per job, an append-only file of finished trajectories. Replaying both rebuilds
- * every job after a head restart; a line torn by a crash mid-write is skipped. Writes are synchronous
- * appends so an event is on disk before the manager acts on it.
+ * every job after a head restart.
+ *
+ * Durability: every append is written and fsynced before the manager acts on it (a submission is
+ * acknowledged, a trajectory counted, only after that). A head killed with SIGKILL loses nothing written,
+ * since the kernel holds the bytes; the fsync extends that to a power loss or a kernel crash, at one disk
+ * flush per event, which job events (a few per second at most, one per finished trajectory) afford. A line
+ * torn by a crash mid-write never reached its fsync, so the event it held was never acted on: replay skips
+ * it. A trajectory written twice (a unit re-sent after a restart that had in fact finished) counts once.
+ *
+ * Compaction: replaying rewrites the journal as one snapshot line per job, and a trajectory file with
+ * duplicates or a torn line as its unique records, each atomically (temporary file, fsync, rename), so
+ * replay time stays proportional to jobs and trajectories, not to the history of events.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { appendDurablySync, syncFolder, writeFileAtomicallySync } from '../../runtime/durable-file.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
 import type { JobRecord, JobResult, JobState } from './protocol.ts';
 
@@ -23,19 +34,25 @@ export type JournalEvent =
   | { t: 'total'; at: string; jobId: string; total: number }
   | { t: 'result'; at: string; jobId: string; result: JobResult };
 
-function readLines(path: string): unknown[] {
-  if (!existsSync(path)) return [];
-  const out: unknown[] = [];
+/** The parsed lines of a JSON-lines file, and how many lines it had (torn ones included). */
+function readLines(path: string): { records: unknown[]; lines: number } {
+  if (!existsSync(path)) return { records: [], lines: 0 };
+  const records: unknown[] = [];
+  let lines = 0;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (line.trim() === '') continue;
+    lines++;
     try {
-      out.push(JSON.parse(line));
+      records.push(JSON.parse(line));
     } catch {
       // A torn final line from a crash mid-append: the event never happened.
     }
   }
-  return out;
+  return { records, lines };
 }
+
+const jsonLines = (records: readonly unknown[]): string =>
+  records.map((r) => `${JSON.stringify(r)}\n`).join('');
 
 export class JobJournal {
   private readonly journalPath: string;
@@ -46,28 +63,35 @@ export class JobJournal {
   }
 
   append(event: JournalEvent): void {
-    appendFileSync(this.journalPath, `${JSON.stringify(event)}\n`);
+    appendDurablySync(this.journalPath, `${JSON.stringify(event)}\n`);
   }
 
   jobDir(jobId: string): string {
     const dir = join(this.dir, jobId);
-    mkdirSync(dir, { recursive: true });
+    if (!existsSync(dir)) {
+      mkdirSync(dir, { recursive: true });
+      syncFolder(this.dir);
+    }
     return dir;
   }
 
   appendTrajectory(jobId: string, trajectory: Trajectory): void {
-    appendFileSync(join(this.jobDir(jobId), 'trajectories.jsonl'), `${JSON.stringify(trajectory)}\n`);
+    appendDurablySync(join(this.jobDir(jobId), 'trajectories.jsonl'), `${JSON.stringify(trajectory)}\n`);
   }
 
-  /** Finished trajectories of a job, first record per trajectory id. */
+  /** Finished trajectories of a job, first record per trajectory id; compacts the file if it had repeats. */
   trajectories(jobId: string): Map<string, Trajectory> {
+    const path = join(this.dir, jobId, 'trajectories.jsonl');
+    const { records, lines } = readLines(path);
     const out = new Map<string, Trajectory>();
-    for (const t of readLines(join(this.dir, jobId, 'trajectories.jsonl')) as Trajectory[]) {
+    for (const t of records as Trajectory[]) {
       if (typeof t?.id === 'string' && !out.has(t.id)) out.set(t.id, t);
     }
+    if (out.size < lines) writeFileAtomicallySync(path, jsonLines([...out.values()]));
     return out;
   }
 
+  /** The human-readable job log: not fsynced (the journal is the record; the log narrates it). */
   appendLog(jobId: string, line: string): void {
     appendFileSync(join(this.jobDir(jobId), 'log.txt'), `${new Date().toISOString()} ${line}\n`);
   }
@@ -80,10 +104,11 @@ export class JobJournal {
       .filter((l) => l !== '');
   }
 
-  /** Every job as of the last event on disk. */
+  /** Every job as of the last event on disk; compacts the journal to one snapshot line per job. */
   replay(): Map<string, JobRecord> {
     const jobs = new Map<string, JobRecord>();
-    for (const raw of readLines(this.journalPath) as JournalEvent[]) {
+    const { records, lines } = readLines(this.journalPath);
+    for (const raw of records as JournalEvent[]) {
       if (raw.t === 'submitted') {
         jobs.set(raw.job.id, structuredClone(raw.job));
         continue;
@@ -105,6 +130,15 @@ export class JobJournal {
         if (raw.result.tools !== undefined) job.tools = raw.result.tools;
       }
     }
+    if (lines > jobs.size)
+      writeFileAtomicallySync(
+        this.journalPath,
+        jsonLines(
+          [...jobs.values()].map(
+            (job) => ({ t: 'submitted', at: job.createdAt, job }) satisfies JournalEvent,
+          ),
+        ),
+      );
     return jobs;
   }
 }
