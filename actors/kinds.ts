@@ -13,6 +13,7 @@ import { trainerActor } from './trainer/trainer-actor.ts';
 import { trainerRolloutActor } from './trainer/trainer-rollout-actor.ts';
 import { sandboxActor } from './sandbox/sandbox-actor.ts';
 import { searchActor } from './search/search-actor.ts';
+import { searchCacheActor } from './search/shared-cache.ts';
 import { policyActor } from './policy/policy-actor.ts';
 import { nodeLogsActor } from '../runtime/monitor/node-logs-actor.ts';
 
@@ -26,6 +27,7 @@ export const kinds: ActorKinds = new Map<string, ActorFactory<never>>([
   ['trainer-rollout', trainerRolloutActor as ActorFactory<never>],
   ['sandbox', sandboxActor as ActorFactory<never>],
   ['search', searchActor as ActorFactory<never>],
+  ['search-cache', searchCacheActor as ActorFactory<never>],
   ['browse', browseActor as ActorFactory<never>],
   ['policy', policyActor as ActorFactory<never>],
   ['node-logs', nodeLogsActor as ActorFactory<never>],

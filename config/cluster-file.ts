@@ -28,6 +28,9 @@ export interface SearchServiceConfig {
   rateLimit: { perSecond: number; burst: number; maxConcurrent: number };
   /** Folder of the cache files; ':memory:' keeps none. */
   cacheDir: string;
+  /** `head`: one cache on the head that every shard asks (survives shard re-spawn and node loss);
+   * `shard`: a file per shard on the node that runs it. */
+  cacheOwner: 'head' | 'shard';
   cacheTtlHours: number;
   timeoutMs: number;
   placement: Placement;
@@ -168,6 +171,7 @@ const searchSchema = z
       .strictObject({ perSecond: z.number().positive(), burst: count, maxConcurrent: count })
       .default({ perSecond: 50, burst: 50, maxConcurrent: 32 }),
     cacheDir: z.string().min(1).default('.data/search-cache'),
+    cacheOwner: z.enum(['head', 'shard']).default('head'),
     cacheTtlHours: z.number().positive().default(168),
     timeoutMs: count.default(15_000),
     placement: placementSchema.default('spread'),

@@ -121,3 +121,25 @@ export function webSearchRequest(
 ): WebSearchRequest {
   return { v: SEARCH_PROTOCOL_VERSION, type: 'web_search', queries, ...options };
 }
+
+/**
+ * The cluster's search cache on the head (kind `search-cache`, name SEARCH_CACHE_ACTOR), which search shards
+ * ask instead of keeping a file of their own when the cluster file says `cacheOwner: head`: a shard
+ * re-spawned on another node, or after its node was lost, finds every entry still there.
+ */
+export const SEARCH_CACHE_ACTOR = 'search-cache';
+
+export const searchCacheMessageSchema = z.discriminatedUnion('type', [
+  z.object({ v: z.literal(1), type: z.literal('search-cache.get'), key: z.string().min(1) }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('search-cache.put'),
+    key: z.string().min(1),
+    hits: z.array(z.object({ title: z.string(), url: z.string(), snippet: z.string() })),
+  }),
+  z.object({ v: z.literal(1), type: z.literal('search-cache.size') }),
+]);
+export type SearchCacheMessage = z.infer<typeof searchCacheMessageSchema>;
+
+export type SearchCacheReply =
+  { hits: SearchHit[] | null } | { stored: boolean } | { entries: number } | { error: SearchError };

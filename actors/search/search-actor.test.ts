@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { webSearchRequest } from './protocol.ts';
 import { startSearchApiTestServer, type SearchApiTestServer } from './search-api-test-server.ts';
 import { searchActor, type SearchActorArgs } from './search-actor.ts';
 import { askWebSearch } from './search-routing.ts';
+import { searchCacheActor } from './shared-cache.ts';
 
 const KEY_ENV = 'DR_TEST_SERPER_KEY';
 let server: SearchApiTestServer;
@@ -32,7 +33,12 @@ afterEach(async () => {
 });
 
 function system(): ActorSystem {
-  const s = createActorSystem({ kinds: new Map([['search', searchActor as never]]) });
+  const s = createActorSystem({
+    kinds: new Map([
+      ['search', searchActor as never],
+      ['search-cache', searchCacheActor as never],
+    ]),
+  });
   systems.push(s);
   return s;
 }
@@ -182,6 +188,34 @@ describe('SearchActor', () => {
 
     await expect(s.spawn({ kind: 'search', name: 'search/0', args: args(0) })).rejects.toMatchObject({
       code: 'ACTOR_SPAWN_FAILED',
+    });
+  });
+
+  describe('with the head-owned cache (cacheOwner: head)', () => {
+    const shared = (shard: number): SearchActorArgs => ({ ...args(shard), cacheActor: 'search-cache' });
+
+    it("serves a query a since-replaced shard cached from the cache actor's file, writing none of its own", async () => {
+      const s = system();
+      await s.spawn({ kind: 'search-cache', name: 'search-cache', args: { path: join(dir, 'head.sqlite') } });
+      await s.spawn({ kind: 'search', name: 'search/0', args: shared(0) });
+      const first = await s.ask<WebSearchReply>('search/0', webSearchRequest(['capital of france']));
+      await s.stopActor('search/0');
+      await s.spawn({ kind: 'search', name: 'search/0', args: shared(0) });
+      const again = await s.ask<WebSearchReply>('search/0', webSearchRequest(['capital of france']));
+      expect(first.results[0]?.cached).toBe(false);
+      expect(again.results[0]).toMatchObject({ cached: true, hits: first.results[0]!.hits });
+      expect(server.requests).toHaveLength(1);
+      expect(existsSync(join(dir, 'search-cache-0.sqlite'))).toBe(false);
+    });
+
+    it('searches uncached when the cache actor does not answer, rather than failing the call', async () => {
+      const s = system();
+      await s.spawn({ kind: 'search', name: 'search/0', args: shared(0) });
+      const reply = await s.ask<WebSearchReply>('search/0', webSearchRequest(['q1']));
+      const again = await s.ask<WebSearchReply>('search/0', webSearchRequest(['q1']));
+      expect(reply.results[0]?.hits.length).toBeGreaterThan(0);
+      expect(again.results[0]).toMatchObject({ cached: false });
+      expect(server.requests).toHaveLength(2);
     });
   });
 });

@@ -16,6 +16,7 @@ import { KeyedRateLimiters } from './rate-limiter.ts';
 import { createSearchBackend } from './search-backends.ts';
 import { DEFAULT_CACHE_TTL_MS, SearchCache } from './search-cache.ts';
 import { SearchService } from './search-service.ts';
+import { RemoteSearchCache } from './shared-cache.ts';
 import { searchMetrics } from './tool-metrics.ts';
 
 /** What an actor shard takes at once unless its args say otherwise; the rate limiter's `maxConcurrent`
@@ -36,6 +37,8 @@ export const searchActorArgsSchema = z.object({
   }),
   /** Folder of the cache files (one `search-cache-<shard>.sqlite` per shard); ':memory:' for none. */
   cacheDir: z.string().min(1),
+  /** The head's cache actor (shared-cache.ts) to use instead of a file of this shard's own. */
+  cacheActor: z.string().min(1).optional(),
   cacheTtlMs: z.number().int().positive().default(DEFAULT_CACHE_TTL_MS),
   rateLimit: z
     .object({
@@ -99,11 +102,19 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
     timeoutMs: args.backend.timeoutMs,
     maxSockets: args.rateLimit.maxConcurrent,
   });
-  const cache = new SearchCache({
-    path:
-      args.cacheDir === ':memory:' ? ':memory:' : join(args.cacheDir, `search-cache-${args.shard}.sqlite`),
-    ttlMs: args.cacheTtlMs,
-  });
+  const local =
+    args.cacheActor === undefined
+      ? new SearchCache({
+          path:
+            args.cacheDir === ':memory:'
+              ? ':memory:'
+              : join(args.cacheDir, `search-cache-${args.shard}.sqlite`),
+          ttlMs: args.cacheTtlMs,
+        })
+      : undefined;
+  const cache =
+    local ??
+    new RemoteSearchCache((target, msg, options) => ctx.ask(target, msg, options), ctx.log, args.cacheActor);
   const limiterKey = `${args.backend.kind}:${(sandbox ? args.backend.baseUrl : apiKey) ?? args.backend.baseUrl ?? ''}`;
   const service = new SearchService({
     backend,
@@ -114,9 +125,9 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
     log: ctx.log,
     metrics: searchMetrics(ctx.self.name, args.backend.kind),
   });
-  cache.purgeExpired();
+  local?.purgeExpired();
   // A week-long run would otherwise keep every expired entry on disk until the next restart.
-  const purge = setInterval(() => cache.purgeExpired(), PURGE_INTERVAL_MS);
+  const purge = setInterval(() => local?.purgeExpired(), PURGE_INTERVAL_MS);
   purge.unref();
 
   return {
@@ -136,12 +147,12 @@ export const searchActor: ActorFactory<SearchActorArgs> = (rawArgs, ctx) => {
       }
       const msg = parsed.data;
       if (msg.type === 'search.stats')
-        return { v: SEARCH_PROTOCOL_VERSION, type: 'search.stats.reply', ...service.stats() };
+        return { v: SEARCH_PROTOCOL_VERSION, type: 'search.stats.reply', ...(await service.stats()) };
       return service.webSearch(msg);
     },
     stop() {
       clearInterval(purge);
-      cache.close();
+      local?.close();
     },
   };
 };

@@ -22,7 +22,14 @@ export interface SearchCacheOptions {
 
 const storedHitsSchema = z.array(z.object({ title: z.string(), url: z.string(), snippet: z.string() }));
 
-export class SearchCache {
+/** What a SearchService keeps its entries in: this file, or the head's cache actor (shared-cache.ts). */
+export interface SearchCacheStore {
+  get(key: string): SearchHit[] | undefined | Promise<SearchHit[] | undefined>;
+  put(key: string, hits: SearchHit[]): boolean | Promise<boolean>;
+  size(): number | Promise<number>;
+}
+
+export class SearchCache implements SearchCacheStore {
   private readonly db: Database.Database;
   private readonly ttlMs: number;
   private readonly now: () => number;

@@ -57,7 +57,7 @@ describe('SearchService', () => {
     expect(second.results[0]?.cached).toBe(true);
     expect(second.results[0]?.hits).toEqual(first.results[0]?.hits);
     expect(server.requests).toHaveLength(1);
-    expect(service.stats()).toMatchObject({
+    expect(await service.stats()).toMatchObject({
       cacheHits: 1,
       cacheMisses: 1,
       savedApiCalls: 1,
@@ -87,7 +87,7 @@ describe('SearchService', () => {
 
     expect(server.requests).toHaveLength(1);
     expect(replies.every((r) => r.results[0]?.hits.length === 10)).toBe(true);
-    expect(service.stats().savedApiCalls).toBe(19);
+    expect((await service.stats()).savedApiCalls).toBe(19);
   });
 
   it('never caches an empty result list', async () => {
@@ -98,7 +98,7 @@ describe('SearchService', () => {
 
     expect(again.results[0]).toMatchObject({ hits: [], cached: false });
     expect(server.requests).toHaveLength(2);
-    expect(service.stats().cacheEntries).toBe(0);
+    expect((await service.stats()).cacheEntries).toBe(0);
   });
 
   it('never caches a failed query', async () => {

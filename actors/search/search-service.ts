@@ -14,14 +14,14 @@ import type { RetryHooks, RetryPolicy } from './retry.ts';
 import { withRetry } from './retry.ts';
 import type { SearchBackend } from './search-backends.ts';
 import { RETRYABLE_CODES } from './search-backends.ts';
-import type { SearchCache } from './search-cache.ts';
+import type { SearchCacheStore } from './search-cache.ts';
 import type { QueryParams } from './search-key.ts';
 import { cacheKey } from './search-key.ts';
 import type { SearchMetrics } from './tool-metrics.ts';
 
 export interface SearchServiceOptions {
   backend: SearchBackend;
-  cache: SearchCache;
+  cache: SearchCacheStore;
   limiter: RateLimiter;
   breaker: CircuitBreaker;
   retry: RetryPolicy;
@@ -64,7 +64,7 @@ export class SearchService {
   /** One query; throws a DrError when it cannot be answered. */
   async search(query: string, params: QueryParams): Promise<QueryResult> {
     const key = cacheKey(this.options.backend.kind, query, params);
-    const cached = this.options.cache.get(key);
+    const cached = await this.options.cache.get(key);
     if (cached !== undefined) {
       this.counters.cacheHits += 1;
       this.counters.savedApiCalls += 1;
@@ -78,8 +78,8 @@ export class SearchService {
       this.counters.savedApiCalls += 1;
       return { hits: await pending, cached: false };
     }
-    const call = this.callBackend(query, params).then((hits) => {
-      this.options.cache.put(key, hits);
+    const call = this.callBackend(query, params).then(async (hits) => {
+      await this.options.cache.put(key, hits);
       return hits;
     });
     this.inFlight.set(key, call);
@@ -90,8 +90,8 @@ export class SearchService {
     }
   }
 
-  stats(): SearchStats {
-    return { ...this.counters, cacheEntries: this.options.cache.size() };
+  async stats(): Promise<SearchStats> {
+    return { ...this.counters, cacheEntries: await this.options.cache.size() };
   }
 
   private async outcome(query: string, params: QueryParams): Promise<QueryOutcome> {

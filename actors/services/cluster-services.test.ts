@@ -17,7 +17,15 @@ import { readEventFile } from '../../runtime/monitor/testing/tensorboard-reader.
 import type { TrainEvent } from '../trainer/metrics.ts';
 import type { TrainRolloutEntry } from '../trainer/rollout-files.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
-import { runDr, startHead, startWorker, type NodeProcess } from '../../runtime/testing/node-process.ts';
+import { connectClient } from '../../runtime/client.ts';
+import {
+  runDr,
+  startHead,
+  startWorker,
+  TEST_TOKEN,
+  type NodeProcess,
+} from '../../runtime/testing/node-process.ts';
+import type { SearchStats, WebSearchReply } from '../search/protocol.ts';
 
 const DR = fileURLToPath(new URL('../../scripts/dr.js', import.meta.url));
 const KINDS = fileURLToPath(new URL('../kinds.ts', import.meta.url));
@@ -126,6 +134,59 @@ describe('tool services from a cluster file', () => {
     }
     return port;
   };
+
+  it("answers a repeated query from the head's cache after the search shard's node is SIGKILLed", async () => {
+    const file = join(dir, 'cluster.yaml');
+    await writeFile(
+      file,
+      stringify({
+        cluster: { nnodes: 3 },
+        search: {
+          backend: 'serper',
+          baseUrl: info.url,
+          apiKeyEnv: KEY_ENV,
+          cacheDir: join(dir, 'cache'),
+          placement: { rank: 1 },
+        },
+      }),
+    );
+    process.env[KEY_ENV] = info.apiKey;
+    const port = await head(file);
+    delete process.env[KEY_ENV];
+    for (const rank of [1, 2])
+      nodes.push(await startWorker(port, rank, ['--kinds', KINDS], { [KEY_ENV]: info.apiKey }));
+    await nodes[0]!.waitForLog((l) => l.msg === 'service started' && l.actor === 'search/0', 90_000);
+    const client = await connectClient({ head: `127.0.0.1:${port}`, token: TEST_TOKEN });
+    try {
+      const search = () =>
+        client.ask<WebSearchReply>('search/0', { v: 1, type: 'web_search', queries: [question] });
+      const first = await search();
+      expect(first.results[0]?.error).toBeUndefined();
+      expect(first.results[0]?.cached).toBe(false);
+      expect(first.results[0]!.hits.length).toBeGreaterThan(0);
+
+      await nodes[1]!.kill('SIGKILL');
+      await expect
+        .poll(
+          async () => {
+            const shard = (await client.status()).actors.find((a) => a.name === 'search/0');
+            return shard !== undefined && shard.node !== 1 && shard.state === 'running';
+          },
+          { timeout: 60_000, interval: 250 },
+        )
+        .toBe(true);
+
+      const again = await search();
+      expect(again.results[0]).toMatchObject({ cached: true, hits: first.results[0]!.hits });
+      const stats = await client.ask<SearchStats>('search/0', { v: 1, type: 'search.stats' });
+      expect(stats).toMatchObject({ cacheHits: 1, apiCalls: 0 });
+      // The entry lives in the head's file, not in one a shard keeps on its own node.
+      expect(await readdir(join(dir, 'cache'))).toContain('search-cache.sqlite');
+      expect(await readdir(join(dir, 'cache'))).not.toContain('search-cache-0.sqlite');
+    } finally {
+      await client.close();
+    }
+  });
 
   it('places the declared services on the worker and researches through the Serper-kind backend', async () => {
     const port = await sandboxCluster();

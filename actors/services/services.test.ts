@@ -31,17 +31,35 @@ describe('the cluster file’s services', () => {
   it('become one supervised actor per shard and per served policy, placed as the file says', () => {
     const specs = serviceSpecs(FILE, 'http://127.0.0.1:4000');
 
-    expect(specs.map((s) => s.name)).toEqual(['search/0', 'search/1', 'browse/0', 'policy/embedded']);
-    expect(specs.every((s) => s.respawnOnNodeLoss === true)).toBe(true);
-    expect(specs[0]).toMatchObject({
-      args: { shard: 0, backend: { kind: 'serper', baseUrl: 'http://127.0.0.1:9/', apiKeyEnv: 'K' } },
+    expect(specs.map((s) => s.name)).toEqual([
+      'search-cache',
+      'search/0',
+      'search/1',
+      'browse/0',
+      'policy/embedded',
+    ]);
+    // The cache lives on the head, which the cluster cannot lose; every other service moves on node loss.
+    expect(specs[0]).toMatchObject({ kind: 'search-cache', placement: { kind: 'rank', rank: 0 } });
+    expect(specs.slice(1).every((s) => s.respawnOnNodeLoss === true)).toBe(true);
+    expect(specs[1]).toMatchObject({
+      args: {
+        shard: 0,
+        backend: { kind: 'serper', baseUrl: 'http://127.0.0.1:9/', apiKeyEnv: 'K' },
+        cacheActor: 'search-cache',
+      },
       placement: { kind: 'spread' },
     });
-    expect(specs[2]).toMatchObject({
+    expect(specs[3]).toMatchObject({
       args: { allowHosts: ['docs.internal', '127.0.0.1'] },
       placement: { kind: 'rank', rank: 1 },
     });
-    expect(specs[3]).toMatchObject({ placement: { kind: 'resource', resource: 'gpu' } });
+    expect(specs[4]).toMatchObject({ placement: { kind: 'resource', resource: 'gpu' } });
+  });
+
+  it('give each shard a cache file of its own with `cacheOwner: shard`', () => {
+    const specs = serviceSpecs({ ...FILE, search: { ...FILE.search!, cacheOwner: 'shard' } });
+    expect(specs.map((s) => s.name)).not.toContain('search-cache');
+    expect(specs[0]!.args).not.toHaveProperty('cacheActor');
   });
 
   it('tell jobs their shard counts, how to reach each named policy, and which ones train jobs may sync', () => {

@@ -8,6 +8,7 @@
  * `toolServices` is what jobs need to know of them: shard counts, the default search top-k, and each named
  * policy as the rollout side reaches it.
  */
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import type {
   ClusterFile,
@@ -22,6 +23,7 @@ import { browseActorName } from '../browse/browse-routing.ts';
 import { policyActorName } from '../policy/protocol.ts';
 import type { EndpointPolicyConfig, PolicyConfig } from '../rollout/protocol.ts';
 import type { SandboxInfoReply } from '../sandbox/protocol.ts';
+import { SEARCH_CACHE_ACTOR } from '../search/protocol.ts';
 import { searchActorName } from '../search/search-routing.ts';
 
 /** What a job needs to know about the cluster's tools (passed to the job manager). */
@@ -158,6 +160,18 @@ export function serviceSpecs(file: ClusterFile, sandboxUrl?: string): SpawnSpec[
   const specs: SpawnSpec[] = [];
   const search = file.search;
   if (search !== undefined) {
+    const cacheTtlMs = Math.round(search.cacheTtlHours * 3_600_000);
+    const shared = search.cacheOwner === 'head';
+    if (shared)
+      specs.push({
+        kind: 'search-cache',
+        name: SEARCH_CACHE_ACTOR,
+        args: {
+          path: search.cacheDir === ':memory:' ? ':memory:' : join(search.cacheDir, 'search-cache.sqlite'),
+          ttlMs: cacheTtlMs,
+        },
+        placement: { kind: 'rank', rank: 0 },
+      });
     for (let shard = 0; shard < search.shards; shard++) {
       specs.push({
         kind: 'search',
@@ -175,7 +189,8 @@ export function serviceSpecs(file: ClusterFile, sandboxUrl?: string): SpawnSpec[
             timeoutMs: search.timeoutMs,
           },
           cacheDir: search.cacheDir,
-          cacheTtlMs: Math.round(search.cacheTtlHours * 3_600_000),
+          ...(shared ? { cacheActor: SEARCH_CACHE_ACTOR } : {}),
+          cacheTtlMs,
           rateLimit: search.rateLimit,
         },
         placement: placementOf(search.placement),
