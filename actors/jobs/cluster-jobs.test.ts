@@ -44,6 +44,9 @@ afterAll(async () => {
   await sandbox.close();
 });
 
+/** Set by a test: answer with the first search result's title, so the answers depend on the web. */
+let answerFromWeb = false;
+
 /** Searches the question, reads the first result, then answers with the ground truth. */
 function scriptedPolicy(req: ScriptedRequest): string {
   const messages = req.messages ?? [];
@@ -51,6 +54,10 @@ function scriptedPolicy(req: ScriptedRequest): string {
   const observations = messages.filter((m) => m.content.startsWith('<tool_response>'));
   if (observations.length === 0) {
     return `<think>search</think>\n<tool_call>\n${JSON.stringify({ name: 'web_search', arguments: { query: [question] } })}\n</tool_call>`;
+  }
+  if (answerFromWeb) {
+    const title = /^\[1\] (.+)$/m.exec(observations[0]?.content ?? '')?.[1] ?? 'nothing found';
+    return `<think>the first result</think>\n<answer>${title}</answer>`;
   }
   const url = /^URL: (\S+)/m.exec(observations[0]?.content ?? '')?.[1];
   if (observations.length === 1 && url !== undefined) {
@@ -255,6 +262,57 @@ describe('jobs on a real cluster', () => {
     expect(ids).toHaveLength(12);
     const log = await readFile(join(dir, 'jobs', jobId, 'log.txt'), 'utf8');
     expect(log).toContain('resuming after a job manager restart');
+  });
+
+  it('replays a recorded evaluation after the web changed: the same answers and scores', async () => {
+    answerFromWeb = true;
+    const other = await startSandboxServer({ world: generateWorld({ seed: 8, size: 400 }) });
+    try {
+      const tape = join(dir, 'web');
+      const evaluate = async (experiment: string, extra: string[]) => {
+        const { stdout } = await runDr(
+          submitArgs(['--limit', '3', '--experiment', experiment, ...extra, '--wait', '--json']),
+        );
+        const job = JSON.parse(stdout) as Pick<JobRecord, 'id' | 'state' | 'result'>;
+        const lines = (await readFile(join(dir, 'jobs', job.id, 'trajectories.jsonl'), 'utf8')).trim();
+        const answers = Object.fromEntries(
+          lines
+            .split('\n')
+            .map((l) => JSON.parse(l) as Trajectory)
+            // Keyed by row and sample: the part of a trajectory id that is the same in every job.
+            .map((t) => [t.id.slice(job.id.length + 1), t.answer]),
+        );
+        return { job, answers };
+      };
+      const recorded = await evaluate('recorded', ['--web-record', tape]);
+      expect(recorded.job).toMatchObject({ state: 'succeeded' });
+      expect(recorded.job.result?.web).toEqual({ recorded: tape });
+
+      // The web changes: search/0 now answers from another world.
+      const c = await connect();
+      await c.stopActor('search/0');
+      await c.spawn({
+        kind: 'search',
+        name: 'search/0',
+        args: {
+          shard: 0,
+          backend: { kind: 'serper', baseUrl: other.url, apiKeyEnv: 'DR_TEST_SANDBOX_KEY' },
+          cacheDir: ':memory:',
+        },
+        placement: { kind: 'rank', rank: 0 },
+      });
+      const live = await evaluate('live', []);
+      expect(live.answers).not.toEqual(recorded.answers);
+
+      const replayed = await evaluate('replayed', ['--web-replay', tape]);
+      expect(replayed.job).toMatchObject({ state: 'succeeded' });
+      expect(replayed.job.result?.web).toEqual({ replayed: tape, misses: 0 });
+      expect(replayed.answers).toEqual(recorded.answers);
+      expect(replayed.job.result?.summary).toEqual(recorded.job.result?.summary);
+    } finally {
+      answerFromWeb = false;
+      await other.close();
+    }
   });
 
   it('keeps every submitted job and finished trajectory, each once, through SIGKILLs of the head at random points', async () => {

@@ -29,6 +29,8 @@ import type { ToolServices } from '../services/services.ts';
 import { loadDataset } from './datasets.ts';
 import { finishEvaluation, finishResearch, researchUnits, unitsFor } from './evaluation.ts';
 import { JobJournal } from './journal.ts';
+import { appendWebRecording, loadWebRecording, recordingKey, replayMisses } from './web-recording.ts';
+import type { WebExchange } from '../rollout/web-tape.ts';
 import {
   browseShards,
   checkTools,
@@ -91,6 +93,8 @@ interface Running {
   finishing: boolean;
   /** Tool calls granted against the job's budget, and calls refused at it. */
   budget: { search: number; browse: number; refused: number };
+  /** A replaying job's recorded web, by trajectory id. */
+  tape?: Map<string, WebExchange[]>;
 }
 
 const LOST_AFTER_MISSES = 2;
@@ -248,6 +252,24 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
             policy,
             schedule: config.schedule,
             replyTo: JOB_MANAGER_NAME,
+            ...(config.web === undefined
+              ? {}
+              : {
+                  web: {
+                    record: config.web.record !== undefined,
+                    onMiss: config.web.onMiss,
+                    ...(state.tape === undefined
+                      ? {}
+                      : {
+                          replay: Object.fromEntries(
+                            chunk.map((u) => {
+                              const id = trajectoryId(u.questionId, u.sample);
+                              return [id, state.tape!.get(recordingKey(job.id, id)) ?? []];
+                            }),
+                          ),
+                        }),
+                  },
+                }),
           };
           try {
             await ctx.ask(name, msg, { timeoutMs: 30_000 });
@@ -279,6 +301,8 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         if (job.state !== 'running') return;
         const tools = toolCounts(trajectories);
         const budget = config.budget === undefined ? undefined : budgetUse(config.budget, state.budget);
+        const web = config.web;
+        const misses = web?.replay === undefined ? 0 : replayMisses(trajectories);
         setResult(job, {
           ...result,
           tools,
@@ -291,10 +315,21 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
                   message: `the job spent its ${budget.exhausted.join(' and ')} budget; ${budget.refused} tool calls were refused and those trajectories answered from what they had`,
                 },
               }),
+          ...(web === undefined
+            ? {}
+            : {
+                web: web.replay === undefined ? { recorded: web.record! } : { replayed: web.replay, misses },
+              }),
         });
         if (budget !== undefined) log(job, `budget: ${describeBudget(budget)}`);
         log(job, `tool calls: ${tools.calls}, failed: ${tools.errors}`);
-        const failure = toolFailure(tools, config.maxToolErrorRate, trajectories);
+        const failure =
+          misses > 0 && web?.onMiss === 'error'
+            ? {
+                code: 'JOB_WEB_REPLAY_MISS',
+                message: `${misses} tool calls were not in the recording at ${web.replay}, so the replay is not exact; record the job again, or replay with --web-replay-miss live`,
+              }
+            : toolFailure(tools, config.maxToolErrorRate, trajectories);
         setState(job, failure === undefined ? 'succeeded' : 'failed', failure);
       } catch (err) {
         if (job.state === 'running') setState(job, 'failed', errorOf(err));
@@ -331,6 +366,11 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
           refused: spent.reduce((s, t) => s + (t.refused ?? 0), 0),
         },
       };
+      const replay = (job.config as ResearchConfig | EvaluateConfig).web?.replay;
+      if (replay !== undefined) {
+        state.tape = loadWebRecording(replay);
+        log(job, `replaying the web recorded at ${replay} (${state.tape.size} trajectories)`);
+      }
       running.set(job.id, state);
       log(job, `${units.length} trajectories, ${done.size} already finished`);
       if (done.size === units.length) {
@@ -448,6 +488,10 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       if (job === undefined || state === undefined || job.state !== 'running') return;
       const id = msg.trajectory.id;
       if (!state.units.has(id) || state.done.has(id)) return;
+      const recordTo = (job.config as ResearchConfig | EvaluateConfig).web?.record;
+      if (recordTo !== undefined)
+        appendWebRecording(recordTo, recordingKey(job.id, id), msg.trajectory.web ?? []);
+      delete msg.trajectory.web;
       journal.appendTrajectory(job.id, msg.trajectory);
       state.done.set(id, msg.trajectory);
       state.assigned.delete(id);

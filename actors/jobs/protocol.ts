@@ -43,6 +43,19 @@ const rolloutFields = {
       browseCalls: z.number().int().min(0).optional(),
     })
     .optional(),
+  /** Record every web call and its response into `record/web.jsonl` (a folder on the head), or answer them
+   * from such a recording (`replay`); a call it lacks fails with WEB_REPLAY_MISS or, `onMiss: live`, goes
+   * to the live tools. */
+  web: z
+    .object({
+      record: z.string().min(1).optional(),
+      replay: z.string().min(1).optional(),
+      onMiss: z.enum(['error', 'live']).default('error'),
+    })
+    .refine((w) => (w.record === undefined) !== (w.replay === undefined), {
+      message: 'web: give one of record or replay (a folder on the head)',
+    })
+    .optional(),
 };
 
 const judgeSchema = z.object({
@@ -130,6 +143,8 @@ export interface JobResult {
   tools?: ToolCounts;
   /** The job's tool budget and what it used (a job submitted with one). */
   budget?: BudgetUse;
+  /** A job that recorded its web (the folder), or replayed one (the folder, and calls it did not hold). */
+  web?: { recorded: string } | { replayed: string; misses: number };
   /** Why the job stopped making tool calls before its trajectories were done, when it did. */
   stopped?: { code: 'JOB_BUDGET_EXHAUSTED'; message: string };
   /** Small summary: the answers of a research job, the score table of an evaluation. */

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { MAX_TOP_K } from '../search/protocol.ts';
 import type { Trajectory } from './trajectory.ts';
+import { webTapeSettingsSchema, type WebTapeSettings } from './web-tape.ts';
 
 export const ROLLOUT_PROTOCOL_VERSION = 1;
 
@@ -89,6 +90,8 @@ export interface RolloutStart {
   schedule: 'async' | 'barrier';
   /** Actor name that receives a `rollout.done` per trajectory. */
   replyTo: string;
+  /** Record the web the batch sees into each trajectory's `web`, or answer it from a recording. */
+  web?: WebTapeSettings;
 }
 
 export interface RolloutStartReply {
@@ -195,6 +198,7 @@ export const rolloutMessageSchema = z.discriminatedUnion('type', [
     policy: policyConfigSchema,
     schedule: z.enum(['async', 'barrier']),
     replyTo: z.string().min(1),
+    web: webTapeSettingsSchema.optional(),
   }),
   z.object({
     v: z.literal(ROLLOUT_PROTOCOL_VERSION),

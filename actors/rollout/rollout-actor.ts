@@ -7,6 +7,7 @@
 import { DrError, isDrError } from '../../config/errors.ts';
 import type { Actor, ActorContext, ActorFactory } from '../../runtime/actor.ts';
 import { ActorTools } from './actor-tools.ts';
+import { TapedTools } from './web-tape.ts';
 import { buildPolicy, type BuiltPolicy } from './policy-factory.ts';
 import {
   ROLLOUT_PROTOCOL_VERSION,
@@ -106,6 +107,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
 
     const run = async (msg: RolloutStart, job: JobState): Promise<void> => {
       const built = await policyFor(msg.policy);
+      const taped = msg.web === undefined ? undefined : new TapedTools(tools, msg.web);
       const barrier = msg.schedule === 'barrier' ? new TurnBarrier(msg.units.length) : undefined;
       const settings = { ...msg.settings, date: new Date(msg.settings.date) };
       const ledger = msg.settings.budget?.ledger;
@@ -130,7 +132,7 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
             if (job.controller.signal.aborted) return;
             const trajectory = await runTrajectory(unit, unit.sample, settings, {
               policy: built.policy,
-              tools,
+              tools: taped ?? tools,
               ...(built.encoder === undefined ? {} : { encoder: built.encoder }),
               ...(built.renderer === undefined ? {} : { renderer: built.renderer }),
               ...(budget === undefined ? {} : { budget }),
@@ -138,7 +140,9 @@ export function createRolloutActor(deps: RolloutActorDeps = {}): ActorFactory<Ro
               signal: trajectorySignal.signal,
             });
             tools.forget?.(id);
+            const web = taped?.take(id);
             if (trajectory.end.reason === 'cancelled') return;
+            if (msg.web?.record === true) trajectory.web = web;
             const done: RolloutDone = {
               v: ROLLOUT_PROTOCOL_VERSION,
               type: 'rollout.done',

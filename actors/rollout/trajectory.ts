@@ -4,6 +4,7 @@
  * responses and the template's glue between turns (observation masking: loss mask 0). Token ids come from
  * the policy for sampled text and from the encoder for the rest, so training sees exactly the sampled tokens.
  */
+import type { WebExchange } from './web-tape.ts';
 import { DrError } from '../../config/errors.ts';
 import type { Message } from './prompt.ts';
 import type { Generation, PromptRenderer, TextEncoder } from './policy.ts';
@@ -87,6 +88,8 @@ export interface Trajectory {
   weightVersion: number;
   turns: TurnRecord[];
   toolStats: ToolStats;
+  /** The web calls and what they returned, in order: only in a job that records its web (web-tape.ts). */
+  web?: WebExchange[];
   end: { reason: EndReason; detail?: string };
   answer?: string;
   scores?: Scores;

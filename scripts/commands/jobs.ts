@@ -34,6 +34,9 @@ interface RolloutFlags extends ConnectFlags {
   maxToolErrorRate?: string;
   searchBudget?: string;
   browseBudget?: string;
+  webRecord?: string;
+  webReplay?: string;
+  webReplayMiss?: string;
   wait?: boolean;
   json?: boolean;
 }
@@ -121,6 +124,12 @@ function rolloutConfig(f: RolloutFlags): Record<string, unknown> {
       ...(f.searchBudget === undefined ? {} : { searchCalls: num(f.searchBudget) }),
       ...(f.browseBudget === undefined ? {} : { browseCalls: num(f.browseBudget) }),
     };
+  if (f.webRecord !== undefined || f.webReplay !== undefined)
+    config.web = {
+      ...(f.webRecord === undefined ? {} : { record: f.webRecord }),
+      ...(f.webReplay === undefined ? {} : { replay: f.webReplay }),
+      ...(f.webReplayMiss === undefined ? {} : { onMiss: f.webReplayMiss }),
+    };
   return config;
 }
 
@@ -152,6 +161,15 @@ function rolloutOptions(cmd: Command): Command {
     .option('--schedule <s>', 'async (default) or barrier (the original turn-synchronous schedule)')
     .option('--search-budget <n>', 'most web_search calls the whole job may make (then calls are refused)')
     .option('--browse-budget <n>', 'most browse_webpage calls the whole job may make')
+    .option(
+      '--web-record <dir>',
+      'keep every web call the job makes and its response in DIR/web.jsonl (a folder on the head)',
+    )
+    .option('--web-replay <dir>', 'answer every web call from a recording in DIR instead of the live web')
+    .option(
+      '--web-replay-miss <mode>',
+      "a call the recording lacks: 'error' (the job fails with JOB_WEB_REPLAY_MISS; default) or 'live'",
+    )
     .option('--wait', 'follow the job until it ends')
     .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, result, error')
     .option(
