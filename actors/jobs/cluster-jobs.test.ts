@@ -154,6 +154,20 @@ describe('jobs on a real cluster', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** SIGKILLs the head and starts it again on its port; back once both workers have rejoined and the
+   * tools run again. */
+  const restartHead = async (): Promise<void> => {
+    await client?.close();
+    client = undefined;
+    await head.kill('SIGKILL');
+    ({ node: head } = await startHead(headArgs(), port));
+    await waitFor(async () => {
+      const status = await (await connect()).status();
+      return status.nodes.filter((n) => n.state === 'alive').length === 3 ? true : undefined;
+    });
+    await bootTools(await connect());
+  };
+
   const submitArgs = (extra: string[] = []): string[] => [
     'submit',
     'evaluate',
@@ -241,16 +255,8 @@ describe('jobs on a real cluster', () => {
     await waitFor(async () =>
       (await new JobsClient(await connect()).get(jobId)).progress.done >= 2 ? true : undefined,
     );
-    await client?.close();
-    client = undefined;
-    await head.kill('SIGKILL');
     // Nobody asks the job manager: the restarted head spawns it and it resumes the job by itself.
-    ({ node: head } = await startHead(headArgs(), port));
-    await waitFor(async () => {
-      const status = await (await connect()).status();
-      return status.nodes.filter((n) => n.state === 'alive').length === 3 ? true : undefined;
-    });
-    await bootTools(await connect());
+    await restartHead();
     const done = await waitFor(async () => {
       const job = await new JobsClient(await connect()).get(jobId);
       return job.state === 'running' ? undefined : job;
@@ -325,18 +331,6 @@ describe('jobs on a real cluster', () => {
       const { stdout } = await runDr(submitArgs(['--limit', '3']));
       submitted.push(jobIdOf(stdout));
     };
-    const restartHead = async (): Promise<void> => {
-      await client?.close();
-      client = undefined;
-      await head.kill('SIGKILL');
-      ({ node: head } = await startHead(headArgs(), port));
-      await waitFor(async () => {
-        const status = await (await connect()).status();
-        return status.nodes.filter((n) => n.state === 'alive').length === 3 ? true : undefined;
-      });
-      await bootTools(await connect());
-    };
-
     await submit();
     for (let kill = 0; kill < 3; kill++) {
       await submit();

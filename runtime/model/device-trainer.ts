@@ -52,25 +52,18 @@ export type DeviceLoss =
 type LossKind = 'grpo-metric' | 'grpo-loss' | 'sft';
 
 /** The scalar outputs of each loss graph, by the LossSums field they fill. */
+const GRPO_SUMS: Partial<Record<keyof LossSums, string>> = {
+  tokens: 'tokens',
+  pgLoss: 'pg_loss',
+  kl: 'kl',
+  entropy: 'entropy',
+  clipped: 'clipped',
+  clippedLower: 'clipped_lower',
+  ppoKl: 'ppo_kl',
+};
 const SUM_OUTPUTS: Record<LossKind, Partial<Record<keyof LossSums, string>>> = {
-  'grpo-metric': {
-    tokens: 'tokens',
-    pgLoss: 'pg_loss',
-    kl: 'kl',
-    entropy: 'entropy',
-    clipped: 'clipped',
-    clippedLower: 'clipped_lower',
-    ppoKl: 'ppo_kl',
-  },
-  'grpo-loss': {
-    tokens: 'tokens',
-    pgLoss: 'pg_loss',
-    kl: 'kl',
-    entropy: 'entropy',
-    clipped: 'clipped',
-    clippedLower: 'clipped_lower',
-    ppoKl: 'ppo_kl',
-  },
+  'grpo-metric': GRPO_SUMS,
+  'grpo-loss': GRPO_SUMS,
   sft: { tokens: 'tokens', pgLoss: 'pg_loss' },
 };
 
