@@ -23,7 +23,7 @@ import {
   type WorkUnit,
 } from '../rollout/protocol.ts';
 import { trajectoryId } from '../rollout/run-trajectory.ts';
-import { toolCounts, type Trajectory } from '../rollout/trajectory.ts';
+import { addToolCounts, describeCacheHits, toolCounts, type Trajectory } from '../rollout/trajectory.ts';
 import type { TrainerStatus } from '../trainer/protocol.ts';
 import type { ToolServices } from '../services/services.ts';
 import { loadDataset } from './datasets.ts';
@@ -323,6 +323,8 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
         });
         if (budget !== undefined) log(job, `budget: ${describeBudget(budget)}`);
         log(job, `tool calls: ${tools.calls}, failed: ${tools.errors}`);
+        const hits = describeCacheHits(tools);
+        if (hits !== null) log(job, hits);
         const failure =
           misses > 0 && web?.onMiss === 'error'
             ? {
@@ -498,10 +500,7 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
       state.misses.delete(id);
       job.progress.done = state.done.size;
       const calls = toolCounts([msg.trajectory]);
-      job.tools = {
-        calls: (job.tools?.calls ?? 0) + calls.calls,
-        errors: (job.tools?.errors ?? 0) + calls.errors,
-      };
+      job.tools = addToolCounts(job.tools ?? { calls: 0, errors: 0 }, calls);
       monitor.report(job);
       const step = Math.max(1, Math.floor(job.progress.total / 10));
       if (job.progress.done % step === 0) log(job, `progress ${job.progress.done}/${job.progress.total}`);

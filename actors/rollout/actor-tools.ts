@@ -66,6 +66,7 @@ export class ActorTools implements ToolRunner {
     for (const outcome of reply.results) {
       for (const hit of outcome.hits) if (!urls.has(hit.url)) urls.set(hit.url, outcome.query);
     }
+    tc.reportCached?.(reply.results.filter((r) => r.cached).length);
     return formatSearchResponse(reply);
   }
 

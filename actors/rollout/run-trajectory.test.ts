@@ -5,6 +5,7 @@ import { startOpenAITestServer, type OpenAITestServer, type ScriptedRequest } fr
 import { runTrajectory, DEFAULT_ROLLOUT_SETTINGS } from './run-trajectory.ts';
 import type { ToolContext, ToolRunner } from './tool-runner.ts';
 import { TurnBarrier } from './turn-barrier.ts';
+import { describeCacheHits, toolCounts } from './trajectory.ts';
 
 const settings = { ...DEFAULT_ROLLOUT_SETTINGS, date: new Date('2026-11-25T00:00:00Z') };
 const bytes = { encode: (text: string): number[] => [...Buffer.from(text, 'utf8')] };
@@ -136,6 +137,29 @@ describe('runTrajectory', () => {
     );
 
     expect(tools.calls.map((c) => [c.tool, c.ctx.searchTopK])).toEqual([['web_search', 5]]);
+  });
+
+  it('counts the search queries the cache answered, per call and per trajectory', async () => {
+    server = await startOpenAITestServer({ reply: (req) => [SEARCH, SEARCH, ANSWER][turnOf(req)] ?? ANSWER });
+    const tools = new RecordingTools();
+    let call = 0;
+    const cachedSecondTime: ToolRunner = {
+      webSearch: async (queries, ctx) => {
+        ctx.reportCached?.(call++ === 0 ? 0 : queries.length);
+        return tools.webSearch(queries, ctx);
+      },
+      browse: (urls, ctx) => tools.browse(urls, ctx),
+    };
+    const policy = new ChatPolicy({ baseURL: server.baseURL, model: 'policy' });
+
+    const t = await runTrajectory({ questionId: 'q1', question: 'What is the tallest tower?' }, 0, settings, {
+      policy,
+      tools: cachedSecondTime,
+    });
+
+    expect(t.turns.flatMap((turn) => (turn.tool === undefined ? [] : [turn.tool.cached]))).toEqual([0, 1]);
+    expect(t.toolStats).toMatchObject({ queries: 2, cachedQueries: 1 });
+    expect(describeCacheHits(toolCounts([t, t]))).toBe('2 of 4 search queries from the cache (50%)');
   });
 
   it('masks prompt, tool responses and template glue out of the loss, token by token', async () => {

@@ -72,12 +72,13 @@ async function runTool(call: ToolCallRequest, tools: ToolRunner, ctx: Parameters
   const started = performance.now();
   const args = call.name === WEB_SEARCH ? call.arguments.query : call.arguments.url_list;
   const stat: ToolCallStat = { name: call.name, args, ms: 0, ok: true };
+  const counted = { ...ctx, reportCached: (n: number) => (stat.cached = n) };
   let text: string;
   try {
     text =
       call.name === WEB_SEARCH
-        ? await tools.webSearch(call.arguments.query, ctx)
-        : await tools.browse(call.arguments.url_list, ctx);
+        ? await tools.webSearch(call.arguments.query, counted)
+        : await tools.browse(call.arguments.url_list, counted);
   } catch (err) {
     if (ctx.signal?.aborted === true) throw err;
     stat.ok = false;
@@ -106,6 +107,7 @@ export async function runTrajectory(
     searchCalls: 0,
     browseCalls: 0,
     queries: 0,
+    cachedQueries: 0,
     urls: 0,
     failures: 0,
     refused: 0,
@@ -170,6 +172,7 @@ export async function runTrajectory(
       if (parsed.call.name === WEB_SEARCH) {
         toolStats.searchCalls += 1;
         toolStats.queries += stat.args.length;
+        toolStats.cachedQueries += stat.cached ?? 0;
       } else {
         toolStats.browseCalls += 1;
         toolStats.urls += stat.args.length;

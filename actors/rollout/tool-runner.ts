@@ -9,6 +9,8 @@ export interface ToolContext {
   /** Results per web_search query (the rollout's setting); default: the backend's. */
   searchTopK?: number;
   signal?: AbortSignal;
+  /** How many of a web_search call's queries the search cache answered, for the trajectory's tool stats. */
+  reportCached?: (queries: number) => void;
 }
 
 export interface ToolRunner {

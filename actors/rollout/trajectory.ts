@@ -19,6 +19,8 @@ export interface ToolCallStat {
   ms: number;
   ok: boolean;
   error?: string;
+  /** web_search: queries the search cache answered. */
+  cached?: number;
 }
 
 export interface TurnRecord {
@@ -35,6 +37,8 @@ export interface ToolStats {
   searchCalls: number;
   browseCalls: number;
   queries: number;
+  /** Queries the search cache answered (absent in trajectories from before it was counted). */
+  cachedQueries?: number;
   urls: number;
   failures: number;
   /** Calls refused at the job's budget (they did not run, and are neither calls nor failures). */
@@ -42,20 +46,43 @@ export interface ToolStats {
   toolMs: number;
 }
 
-/** Tool calls of some trajectories, and how many of them failed. */
+/** Tool calls of some trajectories, how many failed, and how many search queries the cache answered. */
 export interface ToolCounts {
   calls: number;
   errors: number;
+  /** web_search queries, and those the search cache answered (its hit rate is their ratio). */
+  queries?: number;
+  cachedQueries?: number;
 }
 
 export function toolCounts(trajectories: Iterable<Pick<Trajectory, 'toolStats'>>): ToolCounts {
-  let calls = 0;
-  let errors = 0;
+  let counts: ToolCounts = { calls: 0, errors: 0, queries: 0, cachedQueries: 0 };
   for (const t of trajectories) {
-    calls += t.toolStats.searchCalls + t.toolStats.browseCalls;
-    errors += t.toolStats.failures;
+    counts = addToolCounts(counts, {
+      calls: t.toolStats.searchCalls + t.toolStats.browseCalls,
+      errors: t.toolStats.failures,
+      queries: t.toolStats.queries,
+      cachedQueries: t.toolStats.cachedQueries ?? 0,
+    });
   }
-  return { calls, errors };
+  return counts;
+}
+
+export function addToolCounts(a: ToolCounts, b: ToolCounts): ToolCounts {
+  return {
+    calls: a.calls + b.calls,
+    errors: a.errors + b.errors,
+    queries: (a.queries ?? 0) + (b.queries ?? 0),
+    cachedQueries: (a.cachedQueries ?? 0) + (b.cachedQueries ?? 0),
+  };
+}
+
+/** "3 of 8 search queries from the cache (38%)", or null before any query. */
+export function describeCacheHits(counts: ToolCounts): string | null {
+  const q = counts.queries ?? 0;
+  if (q === 0) return null;
+  const hits = counts.cachedQueries ?? 0;
+  return `${hits} of ${q} search queries from the cache (${Math.round((100 * hits) / q)}%)`;
 }
 
 /** More than `maxRate` of the calls failed (a job on a broken tool service, not a policy's bad call). */

@@ -11,6 +11,7 @@ import { isDrError } from '../../config/errors.ts';
 import { connectClient, type ClusterClient } from '../../runtime/client.ts';
 import { ensureJobManager, JobsClient } from '../../actors/jobs/jobs-client.ts';
 import { describeBudget } from '../../actors/jobs/job-tools.ts';
+import { describeCacheHits } from '../../actors/rollout/trajectory.ts';
 import { TERMINAL_STATES, type JobKind, type JobRecord } from '../../actors/jobs/protocol.ts';
 
 interface ConnectFlags {
@@ -49,6 +50,9 @@ export interface JobSummary {
   progress: JobRecord['progress'];
   toolCalls: number;
   toolErrors: number;
+  /** web_search queries, and those the search cache answered. */
+  searchQueries: number;
+  cachedQueries: number;
   createdAt?: string;
   finishedAt?: string;
   result?: JobRecord['result'];
@@ -64,6 +68,8 @@ export function jobSummary(job: JobRecord): JobSummary {
     progress: job.progress,
     toolCalls: tools.calls,
     toolErrors: tools.errors,
+    searchQueries: tools.queries ?? 0,
+    cachedQueries: tools.cachedQueries ?? 0,
     createdAt: job.createdAt,
     ...(job.finishedAt === undefined ? {} : { finishedAt: job.finishedAt }),
     ...(job.result === undefined ? {} : { result: job.result }),
@@ -171,7 +177,7 @@ function rolloutOptions(cmd: Command): Command {
       "a call the recording lacks: 'error' (the job fails with JOB_WEB_REPLAY_MISS; default) or 'live'",
     )
     .option('--wait', 'follow the job until it ends')
-    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, result, error')
+    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, searchQueries, cachedQueries, result, error')
     .option(
       '--head <host:port>',
       "the head's address (default PET_MASTER_ADDR:PET_MASTER_PORT or 127.0.0.1:29500)",
@@ -192,6 +198,8 @@ function printOutcome(job: JobRecord): void {
   if (job.error !== undefined) process.stdout.write(`error: ${job.error.code}: ${job.error.message}\n`);
   const { toolCalls, toolErrors } = jobSummary(job);
   process.stdout.write(`tool calls: ${toolCalls}, failed: ${toolErrors}\n`);
+  const hits = describeCacheHits(job.result?.tools ?? job.tools ?? { calls: 0, errors: 0 });
+  if (hits !== null) process.stdout.write(`${hits}\n`);
   const budget = job.result?.budget;
   if (budget !== undefined) process.stdout.write(`budget: ${describeBudget(budget)}\n`);
   if (job.result?.stopped !== undefined)
@@ -263,6 +271,8 @@ async function submit(
         progress: { done: 0, total: 0 },
         toolCalls: 0,
         toolErrors: 0,
+        searchQueries: 0,
+        cachedQueries: 0,
         error: isDrError(err)
           ? { code: err.code, message: err.message }
           : { code: 'JOB_SUBMIT_FAILED', message: String(err) },
@@ -345,7 +355,7 @@ export function register(program: Command): void {
     )
     .option('--resume', "continue from the last checkpoint in the config's checkpoint folder")
     .option('--wait', 'follow the job until it ends')
-    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, result, error')
+    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, searchQueries, cachedQueries, result, error')
     .option('--head <host:port>', "the head's address")
     .option('--token-file <path>', 'file holding the cluster token')
     .action(
