@@ -10,12 +10,14 @@ import { isDrError } from '../../config/errors.ts';
 import type { JobView } from '../../cluster/monitor/source.ts';
 import { ActorErrorCode, type ActorContext, type ActorRef } from '../../runtime/actor.ts';
 import { MONITOR_ACTOR, type MonitorMessage } from '../../runtime/monitor/protocol.ts';
+import { describeCacheHits, type ToolCounts } from '../rollout/trajectory.ts';
 import type { JobRecord } from './protocol.ts';
 
 const at = (iso: string | undefined): number | undefined => (iso === undefined ? undefined : Date.parse(iso));
 
 /** The dashboard's view of a job; result paths become absolute so the dashboard can serve them. */
 export function jobView(job: JobRecord): JobView {
+  const tools = job.result?.tools ?? job.tools;
   const startedAt = at(job.startedAt);
   const finishedAt = at(job.finishedAt);
   return {
@@ -28,7 +30,13 @@ export function jobView(job: JobRecord): JobView {
     ...(finishedAt === undefined ? {} : { finishedAt }),
     results: Object.entries(job.result?.paths ?? {}).map(([label, path]) => ({ label, href: resolve(path) })),
     ...(job.error === undefined ? {} : { error: `${job.error.code}: ${job.error.message}` }),
+    ...(tools === undefined || tools.calls === 0 ? {} : { detail: describeTools(tools) }),
   };
+}
+
+function describeTools(tools: ToolCounts): string {
+  const hits = describeCacheHits(tools);
+  return `${tools.calls} tool calls, ${tools.errors} failed${hits === null ? '' : `; ${hits}`}`;
 }
 
 export class MonitorReporter {

@@ -60,6 +60,8 @@ export interface JobView {
   /** Where results can be fetched or found (paths on the head or URLs). */
   results: ReadonlyArray<{ label: string; href: string }>;
   error?: string;
+  /** One line the job's owner has to say about it, e.g. its tool calls and search cache hits. */
+  detail?: string;
 }
 
 export type MonitorEvent =

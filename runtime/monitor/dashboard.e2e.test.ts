@@ -44,6 +44,7 @@ function reportJob(done: number): void {
       submittedAt: Date.now() - 20_000,
       startedAt: Date.now() - 20_000,
       results: [],
+      detail: `${done} tool calls, 0 failed; 3 of 8 search queries from the cache (38%)`,
     },
   };
   client.tell(MONITOR_ACTOR, message);
@@ -130,6 +131,9 @@ describe('dashboard in headless Chromium against a running cluster', () => {
     await page.waitForSelector('#jobs tr[data-job="job-e2e"][data-done="26"]', { timeout: 15_000 });
     expect(await page.locator('#jobs tr[data-job="job-e2e"] .progress-text').textContent()).toBe(
       '26/40 (65%)',
+    );
+    expect(await page.locator('#jobs tr[data-job="job-e2e"] .job-detail').textContent()).toBe(
+      '26 tool calls, 0 failed; 3 of 8 search queries from the cache (38%)',
     );
   });
 

@@ -20,6 +20,8 @@ export const jobViewSchema = z.object({
   finishedAt: z.number().finite().optional(),
   results: z.array(z.object({ label: z.string().max(200), href: z.string().max(2000) })).max(100),
   error: z.string().max(4000).optional(),
+  /** One line the job's owner has to say about it (the dashboard's `details` column). */
+  detail: z.string().max(500).optional(),
 });
 
 export const monitorMessageSchema = z.discriminatedUnion('type', [

@@ -100,6 +100,7 @@ function renderJobs(jobs) {
         ]),
       ),
       td(j.etaSeconds === null ? '–' : formatDuration(j.etaSeconds)),
+      el('td', { class: 'job-detail' }, j.detail ?? '–'),
       td([
         ...j.resultLinks.map((r) =>
           r.href === null
@@ -110,7 +111,7 @@ function renderJobs(jobs) {
       ]),
     ]),
   );
-  replaceRows('jobs', rows, 6, 'no jobs');
+  replaceRows('jobs', rows, 7, 'no jobs');
   if (openRun !== null) {
     const job = jobs.find((j) => j.id === openRun.id);
     openRun.running = job !== undefined && (job.state === 'running' || job.state === 'queued');
