@@ -33,7 +33,7 @@ export const trainConfigSchema = z
       /** The bigram reference model (tests and benchmarks of the training machinery). */
       z.object({ kind: z.literal('bigram'), vocab: positiveInt, seed: z.number().int().default(0) }),
     ]),
-    /** Dataset specs as actors/jobs/datasets.ts reads them: a parquet or JSONL path, or
+    /** Dataset specs as actors/rollout/datasets.ts reads them: a parquet or JSONL path, or
      * `sandbox:<split>[:seed[:size]]` for the generated sandbox world. */
     data: z.object({
       train: z.string().min(1),

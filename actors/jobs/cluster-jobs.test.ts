@@ -25,7 +25,7 @@ import {
 import type { Trajectory } from '../rollout/trajectory.ts';
 import type { TrainEvent } from '../trainer/metrics.ts';
 import { randomEmbeddedModel } from '../trainer/testing/train-fixtures.ts';
-import { loadDataset, type DatasetRow } from './datasets.ts';
+import { loadDataset, type DatasetRow } from '../rollout/datasets.ts';
 import { JobsClient } from './jobs-client.ts';
 import type { JobRecord } from './protocol.ts';
 

@@ -7,14 +7,9 @@ import { writeFileAtomically } from '../../runtime/durable-file.ts';
 import { Judge } from '../rollout/judge.ts';
 import type { WorkUnit } from '../rollout/protocol.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
-import type { DatasetRow } from './datasets.ts';
-import {
-  rolloutPath,
-  scoreTable,
-  scoreTableMarkdown,
-  type RolloutEntry,
-  type ScoreTable,
-} from './outputs.ts';
+import type { DatasetRow } from '../rollout/datasets.ts';
+import { rolloutPath, scoreTable, scoreTableMarkdown, type ScoreTable } from './outputs.ts';
+import type { RolloutEntry } from '../rollout/rollout-entry.ts';
 import type { EvaluateConfig, JobResult, ResearchConfig } from './protocol.ts';
 
 /** Question ids are `{jobId}/{idx}`: unique across jobs, because they also key each trajectory's browse

@@ -12,7 +12,7 @@ import {
 import { createHeadMonitor, type HeadMonitor } from '../../runtime/monitor/head-monitor.ts';
 import { kinds as realKinds } from '../kinds.ts';
 import type { Trajectory } from '../rollout/trajectory.ts';
-import { loadDataset, type DatasetRow } from './datasets.ts';
+import { loadDataset, type DatasetRow } from '../rollout/datasets.ts';
 import { sandboxBrowse, sandboxSearch } from './testing/sandbox-tool-kinds.ts';
 import { jobManager, type JobManagerArgs } from './job-manager.ts';
 import { JobsClient } from './jobs-client.ts';

@@ -26,7 +26,7 @@ import { trajectoryId } from '../rollout/run-trajectory.ts';
 import { addToolCounts, describeCacheHits, toolCounts, type Trajectory } from '../rollout/trajectory.ts';
 import type { TrainerStatus } from '../trainer/protocol.ts';
 import type { ToolServices } from '../services/services.ts';
-import { loadDataset } from './datasets.ts';
+import { loadDataset } from '../rollout/datasets.ts';
 import { finishEvaluation, finishResearch, researchUnits, unitsFor } from './evaluation.ts';
 import { JobJournal } from './journal.ts';
 import { appendWebRecording, loadWebRecording, recordingKey, replayMisses } from './web-recording.ts';
@@ -42,7 +42,7 @@ import {
   toolFailure,
 } from './job-tools.ts';
 import { MonitorReporter } from './monitor-reports.ts';
-import { OwnerLock } from './owner-lock.ts';
+import { OwnerLock } from '../../runtime/owner-lock.ts';
 import { stepLine, trainerName, trainerSpec, trainPaths, trainResult } from './train-job.ts';
 import {
   configSchemas,

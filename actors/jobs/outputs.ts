@@ -5,22 +5,7 @@
  */
 import { join } from 'node:path';
 import { FORMAT_ERROR_SCORE } from '../rollout/reward.ts';
-
-export interface RolloutEntry {
-  idx: number;
-  question: string;
-  /** The whole rendered conversation (prompt and response). */
-  message_str: string;
-  sample: number;
-  data_source: string;
-  ground_truth: string;
-  answer: string | null;
-  f1: number;
-  em: number;
-  /** MBE verdict: 1 correct, 0 incorrect, null when not judged or the judge could not tell. */
-  mbe: number | null;
-  end: string;
-}
+import type { RolloutEntry } from '../rollout/rollout-entry.ts';
 
 export interface SourceScores {
   source: string;

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { DrError } from '../../config/errors.ts';
 import { scoreSolution } from '../rollout/reward.ts';
-import type { DatasetRow } from './datasets.ts';
+import type { DatasetRow } from '../rollout/datasets.ts';
 import { solutionOf } from './outputs.ts';
 
 const entrySchema = z.looseObject({

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { loadDataset } from '../jobs/datasets.ts';
+import { loadDataset } from '../rollout/datasets.ts';
 import { parseQwen2Config, qwen2ParamShapes } from '../../runtime/model/qwen2-config.ts';
 import { readEventFile } from '../../runtime/monitor/testing/tensorboard-reader.ts';
 import type { TrainEvent } from '../trainer/metrics.ts';

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { writeFileAtomically } from '../../runtime/durable-file.ts';
-import type { RolloutEntry } from '../jobs/outputs.ts';
+import type { RolloutEntry } from '../rollout/rollout-entry.ts';
 import type { Question, ScoredRollout } from './rollout-source.ts';
 
 /** The evaluation's rollout entry (the original's idx, question, message_str and ours), with what a train

@@ -20,8 +20,8 @@ import {
   type SpawnSpec,
 } from '../../runtime/actor.ts';
 import { EMBEDDED_DIR } from '../../runtime/model/embedded.ts';
-import { loadDataset } from '../jobs/datasets.ts';
-import { OwnerLock } from '../jobs/owner-lock.ts';
+import { loadDataset } from '../rollout/datasets.ts';
+import { OwnerLock } from '../../runtime/owner-lock.ts';
 import { LearnerGroup } from '../learner/learner-group.ts';
 import { ParamsClient } from '../params/params-client.ts';
 import { WeightSubscriber, type AskFn } from '../params/weight-transfer.ts';

@@ -177,7 +177,10 @@ function rolloutOptions(cmd: Command): Command {
       "a call the recording lacks: 'error' (the job fails with JOB_WEB_REPLAY_MISS; default) or 'live'",
     )
     .option('--wait', 'follow the job until it ends')
-    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, searchQueries, cachedQueries, result, error')
+    .option(
+      '--json',
+      'print one JSON object: id, state, toolCalls, toolErrors, searchQueries, cachedQueries, result, error',
+    )
     .option(
       '--head <host:port>',
       "the head's address (default PET_MASTER_ADDR:PET_MASTER_PORT or 127.0.0.1:29500)",
@@ -355,7 +358,10 @@ export function register(program: Command): void {
     )
     .option('--resume', "continue from the last checkpoint in the config's checkpoint folder")
     .option('--wait', 'follow the job until it ends')
-    .option('--json', 'print one JSON object: id, state, toolCalls, toolErrors, searchQueries, cachedQueries, result, error')
+    .option(
+      '--json',
+      'print one JSON object: id, state, toolCalls, toolErrors, searchQueries, cachedQueries, result, error',
+    )
     .option('--head <host:port>', "the head's address")
     .option('--token-file <path>', 'file holding the cluster token')
     .action(

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomically } from '../../runtime/durable-file.ts';
 import { DrError, isDrError } from '../../config/errors.ts';
-import { loadDataset } from '../../actors/jobs/datasets.ts';
+import { loadDataset } from '../../actors/rollout/datasets.ts';
 import { rescoreRolloutFile } from '../../actors/jobs/rescore.ts';
 import { scoreJsonLines } from '../../actors/rollout/score-file.ts';
 

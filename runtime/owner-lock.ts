@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { DrError } from '../../config/errors.ts';
+import { DrError } from '../config/errors.ts';
 
 export interface LockHolder {
   host: string;
