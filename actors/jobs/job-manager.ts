@@ -594,7 +594,9 @@ export function createJobManager(): ActorFactory<JobManagerArgs> {
             await checkTools((name) => ctx.resolve(name), args.services, policy);
             break;
           } catch (err) {
-            if (stopped || Date.now() > deadline) throw err;
+            // A manager stopping meanwhile leaves the job running in the journal, for the next one to resume.
+            if (stopped) return;
+            if (Date.now() > deadline) throw err;
             if (!waited) log(job, `waiting for its tools: ${errorOf(err).message}`);
             await new Promise((r) => setTimeout(r, 1_000));
           }

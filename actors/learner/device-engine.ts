@@ -19,7 +19,8 @@ export class DeviceEngine implements LearnerEngine {
   readonly params: readonly ParamSpec[];
   readonly #trainer: DeviceQwen2Trainer;
   #mbs: readonly MicroBatch[] = [];
-  #loss: (index: number) => DeviceLoss = () => ({ kind: 'sft' });
+  /** Per micro-batch of the open step, the loss it trains (GRPO's holds its device log-probs). */
+  #losses: DeviceLoss[] = [];
   #logprobs: NativeTensor[] = [];
   #weights: { step: number; tensors: readonly Float32Array[] } | null = null;
 
@@ -51,24 +52,22 @@ export class DeviceEngine implements LearnerEngine {
     this.#releaseLogprobs();
     this.#trainer.zeroGradients();
     this.#mbs = mbs;
-    if (mode === 'sft') {
-      this.#loss = () => ({ kind: 'sft' });
-      return;
-    }
+    this.#losses = [];
     for (const mb of mbs) {
+      if (mode === 'sft') {
+        this.#losses.push({ kind: 'sft' });
+        continue;
+      }
       const old = await this.#trainer.logprobs(mb, 'policy');
       this.#logprobs.push(old);
-      if (loss.klCoef !== 0) this.#logprobs.push(await this.#trainer.logprobs(mb, 'reference'));
+      const ref = loss.klCoef !== 0 ? await this.#trainer.logprobs(mb, 'reference') : old;
+      if (ref !== old) this.#logprobs.push(ref);
+      this.#losses.push({ kind: 'grpo', settings: loss, old, ref });
     }
-    const perBatch = loss.klCoef !== 0 ? 2 : 1;
-    this.#loss = (i) => {
-      const old = this.#logprobs[i * perBatch]!;
-      return { kind: 'grpo', settings: loss, old, ref: perBatch === 2 ? this.#logprobs[i * 2 + 1]! : old };
-    };
   }
 
   async accumulate(index: number, denominator: number): Promise<{ loss: number; sums: GrpoSums }> {
-    const r = await this.#trainer.accumulate(this.#mbs[index]!, this.#loss(index), denominator);
+    const r = await this.#trainer.accumulate(this.#mbs[index]!, this.#losses[index]!, denominator);
     return { loss: r.loss, sums: { ...emptySums(), ...r.sums } };
   }
 
@@ -88,6 +87,7 @@ export class DeviceEngine implements LearnerEngine {
     } finally {
       this.#releaseLogprobs();
       this.#mbs = [];
+      this.#losses = [];
     }
   }
 

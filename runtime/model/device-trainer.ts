@@ -165,27 +165,28 @@ export class DeviceQwen2Trainer {
     const session = this.#lossSession(kind);
     const dims = [mb.rows, mb.cols];
     const seq = this.#sequence(session, mb);
-    const hostInputs: Record<string, NativeTensor> = {
-      loss_mask: session.wrap(checkedPerToken(mb, mb.lossMask), dims),
-      denominator: this.#scalar(session, 'denominator', denominator),
+    const perToken = { loss_mask: session.wrap(checkedPerToken(mb, mb.lossMask), dims) };
+    const inputs: Record<string, NativeTensor> = {
+      ...this.#state.deviceParams,
+      ...seq,
+      ...perToken,
+      denominator: this.#scalar('denominator', denominator),
     };
-    const inputs: Record<string, NativeTensor> = { ...this.#state.deviceParams, ...seq, ...hostInputs };
     if (loss.kind === 'grpo') {
       const s = loss.settings;
-      hostInputs.advantages = session.wrap(checkedPerToken(mb, mb.advantage), dims);
-      Object.assign(inputs, {
-        advantages: hostInputs.advantages,
+      Object.assign(perToken, { advantages: session.wrap(checkedPerToken(mb, mb.advantage), dims) });
+      Object.assign(inputs, perToken, {
         old_logprobs: loss.old,
         ref_logprobs: loss.ref,
-        clip_low: this.#scalar(session, 'clip_low', s.clipRatioLow),
-        clip_high: this.#scalar(session, 'clip_high', s.clipRatioHigh),
-        clip_c: this.#scalar(session, 'clip_c', s.clipRatioC ?? NO_DUAL_CLIP),
-        kl_coef: this.#scalar(session, 'kl_coef', s.klCoef),
+        clip_low: this.#scalar('clip_low', s.clipRatioLow),
+        clip_high: this.#scalar('clip_high', s.clipRatioHigh),
+        clip_c: this.#scalar('clip_c', s.clipRatioC ?? NO_DUAL_CLIP),
+        kl_coef: this.#scalar('kl_coef', s.klCoef),
       });
-      if (kind === 'grpo-loss') inputs.entropy_coef = this.#scalar(session, 'entropy_coef', s.entropyCoef);
+      if (kind === 'grpo-loss') inputs.entropy_coef = this.#scalar('entropy_coef', s.entropyCoef);
     }
-    const outputs: Record<string, NativeTensor> = { loss: this.#scalar(session, 'out.loss', 0) };
-    for (const out of Object.values(SUM_OUTPUTS[kind])) outputs[out] = this.#scalar(session, `out.${out}`, 0);
+    const outputs: Record<string, NativeTensor> = { loss: this.#scalar('out.loss', 0) };
+    for (const out of Object.values(SUM_OUTPUTS[kind])) outputs[out] = this.#scalar(`out.${out}`, 0);
     for (const name of this.paramNames) {
       inputs[accName(name)] = this.#acc[name]!;
       outputs[accNext(name)] = this.#accBack[name]!;
@@ -194,10 +195,7 @@ export class DeviceQwen2Trainer {
       await this.#turn();
       session.run(inputs, outputs);
     } finally {
-      for (const t of [...Object.values(seq), hostInputs.loss_mask!, hostInputs.advantages].filter(
-        (t): t is NativeTensor => t !== undefined,
-      ))
-        session.release(t);
+      for (const t of [...Object.values(seq), ...Object.values(perToken)]) session.release(t);
     }
     [this.#acc, this.#accBack] = [this.#accBack, this.#acc];
     const value = (name: string): number => (outputs[name]!.host as Float32Array)[0]!;
@@ -266,7 +264,7 @@ export class DeviceQwen2Trainer {
     const s = this.#state.session;
     for (const t of [...Object.values(this.#acc), ...Object.values(this.#accBack)]) s.release(t);
     for (const t of [...Object.values(this.#ref), ...this.#handedOut]) this.#logprobs.release(t);
-    for (const [key, t] of this.#scalars) this.#loss.get(key.split('|')[0] as LossKind)?.release(t);
+    for (const t of this.#scalars.values()) s.release(t);
     for (const session of this.#loss.values()) session.dispose();
     this.#logprobs.dispose();
     this.#state.dispose();
@@ -294,14 +292,15 @@ export class DeviceQwen2Trainer {
     return session;
   }
 
-  /** A host scalar tensor of `session`, reused across runs (its value rewritten per run). */
-  #scalar(session: NativeSession, name: string, value: number): NativeTensor {
-    const kind = [...this.#loss].find(([, s]) => s === session)?.[0];
-    const key = `${kind}|${name}`;
-    let t = this.#scalars.get(key);
+  /**
+   * A host scalar tensor reused across runs (its value rewritten per run). Host tensors belong to no
+   * session's allocator, and runs never overlap, so every loss session shares one per name.
+   */
+  #scalar(name: string, value: number): NativeTensor {
+    let t = this.#scalars.get(name);
     if (t === undefined) {
-      t = session.wrap(new Float32Array(1), []);
-      this.#scalars.set(key, t);
+      t = this.#state.session.wrap(new Float32Array(1), []);
+      this.#scalars.set(name, t);
     }
     (t.host as Float32Array)[0] = value;
     return t;
